@@ -1,0 +1,79 @@
+# DataFactor — one Makefile for people and CI. `make run` and `make test` are the quick start.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export DATAFACTOR_DATABASE_URL ?= sqlite:///var/datafactor.db
+APT_PACKAGES := chromium fonts-wqy-microhei postgresql wrk
+
+.PHONY: help install system-deps catalogs migrate demo run serve test lint typecheck bench soak clean
+
+help:
+	@echo "make run    install, migrate, load the demo province, serve on http://$(HOST):$(PORT)"
+	@echo "make test   lint + the whole test suite on SQLite and PostgreSQL, with browser tests"
+	@echo "make bench  benchmarks -> docs/benchmarks.md      make soak  long crash/soak runs"
+
+$(STAMP): requirements.lock.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP) catalogs
+
+# Browser tests need Debian's chromium (+ CJK fonts), database tests PostgreSQL's server binaries,
+# the API benchmark wrk. Installed when missing and we are root; otherwise the tests say what is
+# missing and skip (and CI fails on such a skip).
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing="$$missing fonts-wqy-microhei"; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing system packages (need root to install):$$missing"; fi; \
+	fi
+
+catalogs: $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -d src/datafactor/web/translations -D messages >/dev/null
+
+migrate: install
+	$(BIN)/datafactor db upgrade
+
+demo: migrate
+	$(BIN)/datafactor demo load
+
+run: demo
+	@$(BIN)/datafactor demo users
+	@echo "Serving on http://$(HOST):$(PORT)  (Ctrl-C to stop)"
+	$(BIN)/datafactor serve --host $(HOST) --port $(PORT)
+
+serve: install
+	$(BIN)/datafactor serve --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports --no-cache
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install system-deps lint
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: install system-deps
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+soak: install system-deps
+	DATAFACTOR_SOAK=1 $(BIN)/python -m pytest -q -m soak $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis .ruff_cache .mypy_cache .import_linter_cache
+	find src -name '*.mo' -delete

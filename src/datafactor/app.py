@@ -1,0 +1,103 @@
+"""The web application: one FastAPI app serving the console (HTML), the REST API and health checks.
+
+``create_app`` wires settings, the database, templates, middleware (request id, locale, security
+headers) and every domain's routers. Domains contribute an ``api.router`` and a ``views.router``;
+nothing else about a domain is known here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from datafactor import __version__, context
+from datafactor.db import Database
+from datafactor.settings import Settings, get_settings
+from datafactor.web import audit_routes, core_views, problems
+from datafactor.web.deps import LANG_COOKIE, reject_unknown_query
+from datafactor.web.i18n import pick_locale
+from datafactor.web.templating import make_templates
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    ),
+}
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    from datafactor.identity import api as identity_api
+    from datafactor.identity import views as identity_views
+
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="DataFactor API",
+        version=__version__,
+        description="Data property registration, trading and governance (桂政办发〔2023〕51号).",
+        docs_url="/docs",
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.db = db or Database(settings.database_url, pool_size=settings.db_pool_size)
+    app.state.templates = make_templates()
+    problems.install(app)
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        rid = request.headers.get("X-Request-ID", "")[:64] or context.new_request_id()
+        request.state.request_id = rid
+        locale = pick_locale(
+            request.cookies.get(LANG_COOKIE),
+            request.headers.get("Accept-Language"),
+            settings.default_locale,
+        )
+        rid_token, locale_token = context.request_id.set(rid), context.locale.set(locale)
+        try:
+            response = await call_next(request)
+        finally:
+            context.request_id.reset(rid_token)
+            context.locale.reset(locale_token)
+        response.headers["X-Request-ID"] = rid
+        for key, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(reject_unknown_query)])
+    api.include_router(identity_api.router)
+    api.include_router(audit_routes.api_router)
+    app.include_router(api)
+    app.include_router(core_views.router, dependencies=[Depends(reject_unknown_query)])
+    app.include_router(identity_views.router)
+    app.include_router(audit_routes.views_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        started = time.perf_counter()
+        try:
+            with app.state.db.read() as session:
+                session.execute(text("SELECT 1 FROM audit_chain_head WHERE 1 = 0"))
+        except Exception:
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        return JSONResponse({"status": "ready", "database": "ok", "latency_ms": ms})
+
+    return app

@@ -1,0 +1,234 @@
+"""The audit trail: one hash-chained event per state change, written in the change's transaction.
+
+Each event's hash covers its own fields and the previous event's hash, so editing, deleting or
+re-ordering any stored event breaks the chain from that point on; ``verify_chain`` re-derives every
+hash and names the first event that does not match. The chain head lives in a one-row table that
+writers lock (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite writers already hold the database write
+lock from ``BEGIN IMMEDIATE``), so concurrent writers append one after another without forking the
+chain. Truncation of the tail is caught by comparing the head row with the last event; the head
+itself is anchored in the transparency ledger so that a wholesale rewrite is caught too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Integer, String, Text, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from datafactor import context
+from datafactor.db import ID, Base, UTCDateTime, utcnow
+from datafactor.errors import N_, Forbidden
+from datafactor.permissions import Permission, Principal
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditEvent(Base):
+    """One state change: who did what to which object, why, and the hash linking it to the chain."""
+
+    __tablename__ = "audit_event"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor_user_id: Mapped[str | None] = mapped_column(ID)
+    actor_username: Mapped[str] = mapped_column(String(64))
+    party_id: Mapped[str | None] = mapped_column(ID, index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64), index=True)
+    summary: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    request_id: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditChainHead(Base):
+    """The single row holding the chain's last sequence number and hash (the writers' lock)."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+def event_hash(fields: dict[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of an event's fields (which include ``prev_hash``)."""
+    material = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def _hashed_fields(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "occurred_at": event.occurred_at.isoformat(),
+        "actor_user_id": event.actor_user_id,
+        "actor_username": event.actor_username,
+        "party_id": event.party_id,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "summary": event.summary,
+        "reasons": list(event.reasons),
+        "request_id": event.request_id,
+        "prev_hash": event.prev_hash,
+    }
+
+
+def record(
+    session: Session,
+    *,
+    actor: Principal | None,
+    action: str,
+    object_type: str,
+    object_id: str,
+    summary: str,
+    party_id: str | None,
+    reasons: Sequence[str] = (),
+    actor_name: str | None = None,
+) -> AuditEvent:
+    """Append one event to the chain inside the caller's transaction."""
+    head = session.execute(
+        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditChainHead(id=1, seq=0, hash=GENESIS_HASH)
+        session.add(head)
+    event = AuditEvent(
+        seq=head.seq + 1,
+        # Microseconds survive both databases; anything finer would not, and would break the hash.
+        occurred_at=utcnow(),
+        actor_user_id=actor.user_id if actor else None,
+        actor_username=actor.username if actor else (actor_name or "system"),
+        party_id=party_id,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        summary=summary,
+        reasons=list(reasons),
+        request_id=context.request_id.get(),
+        prev_hash=head.hash,
+    )
+    event.hash = event_hash(_hashed_fields(event))
+    head.seq, head.hash = event.seq, event.hash
+    session.add(event)
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The outcome of re-checking the chain: ``ok`` or the first broken event and why."""
+
+    ok: bool
+    events: int
+    head_seq: int
+    head_hash: str
+    broken_seq: int | None = None
+    problem: str | None = None
+
+
+def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
+    """Re-derive every event hash in order; name the first event that breaks the chain."""
+    prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
+    stmt = select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=batch)
+    for event in session.scalars(stmt):
+        count += 1
+        if event.seq != expected_seq:
+            return ChainReport(
+                False,
+                count,
+                expected_seq - 1,
+                prev_hash,
+                expected_seq,
+                f"event {expected_seq} is missing (next stored is {event.seq})",
+            )
+        if event.prev_hash != prev_hash:
+            return ChainReport(
+                False,
+                count,
+                event.seq,
+                prev_hash,
+                event.seq,
+                "its prev_hash does not match the previous event's hash",
+            )
+        if event_hash(_hashed_fields(event)) != event.hash:
+            return ChainReport(
+                False,
+                count,
+                event.seq,
+                prev_hash,
+                event.seq,
+                "its content does not match its hash (the event was altered)",
+            )
+        prev_hash, expected_seq = event.hash, expected_seq + 1
+        session.expunge(event)
+    head = session.get(AuditChainHead, 1)
+    last_seq = expected_seq - 1
+    if head is not None and (head.seq != last_seq or head.hash != prev_hash):
+        return ChainReport(
+            False,
+            count,
+            last_seq,
+            prev_hash,
+            last_seq + 1,
+            f"the chain head says {head.seq} events but {last_seq} are stored "
+            "(events were removed from the end)",
+        )
+    return ChainReport(True, count, last_seq, prev_hash)
+
+
+def require_audit_read(principal: Principal) -> None:
+    if not (
+        principal.can(Permission.AUDIT_EVENT_READ) or principal.can(Permission.AUDIT_EVENT_READ_ALL)
+    ):
+        raise Forbidden(N_("Your role does not include reading the audit trail."))
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    action: str | None = None
+    party_id: str | None = None
+    object_id: str | None = None
+    actor: str | None = None
+
+
+def list_events(
+    session: Session, principal: Principal, flt: AuditFilter, *, limit: int, offset: int
+) -> tuple[list[AuditEvent], int]:
+    """Events the principal may read, newest first, with the total count for paging."""
+    require_audit_read(principal)
+    stmt = select(AuditEvent)
+    if not principal.can(Permission.AUDIT_EVENT_READ_ALL):
+        stmt = stmt.where(AuditEvent.party_id == principal.party_id)
+    elif flt.party_id:
+        stmt = stmt.where(AuditEvent.party_id == flt.party_id)
+    if flt.action:
+        stmt = stmt.where(AuditEvent.action.startswith(flt.action, autoescape=True))
+    if flt.object_id:
+        stmt = stmt.where(AuditEvent.object_id == flt.object_id)
+    if flt.actor:
+        stmt = stmt.where(AuditEvent.actor_username == flt.actor)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(AuditEvent.seq.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def get_event(session: Session, principal: Principal, seq: int) -> AuditEvent | None:
+    """One event, if the principal may read it."""
+    require_audit_read(principal)
+    event = session.get(AuditEvent, seq)
+    if event is None:
+        return None
+    if principal.can(Permission.AUDIT_EVENT_READ_ALL) or event.party_id == principal.party_id:
+        return event
+    return None

@@ -1,0 +1,81 @@
+"""The transparency ledger: an append-only, publicly verifiable record of what DataFactor did.
+
+Entries are canonicalised with RFC 8785 JSON, hashed into an RFC 6962/9162 Merkle tree and
+published as C2SP checkpoints signed by the log and cosigned by witnesses, so anyone can prove an
+entry is in the log and that the log never rewrote its history. This package surface re-exports
+the pure domain core (``datafactor.ledger.domain``); other packages import from here only.
+"""
+
+from __future__ import annotations
+
+from datafactor.ledger.domain import (
+    ALG_COSIGNATURE_V1,
+    ALG_ED25519,
+    EMPTY_ROOT,
+    HASH_SIZE,
+    Checkpoint,
+    CosignatureVerifier,
+    Cosigner,
+    HashReader,
+    MemoryTree,
+    NoteSignature,
+    NoteSigner,
+    NoteVerifier,
+    Signer,
+    UnverifiedNoteError,
+    Verifier,
+    canonical_json,
+    consistency_proof,
+    format_note,
+    generate_key,
+    inclusion_proof,
+    is_valid_key_name,
+    key_hash,
+    leaf_hash,
+    node_hash,
+    open_note,
+    parse_note,
+    range_hash,
+    root_from_leaf_hashes,
+    serialize_number,
+    sign_note,
+    tree_root,
+    verify_consistency,
+    verify_inclusion,
+)
+
+__all__ = [
+    "ALG_COSIGNATURE_V1",
+    "ALG_ED25519",
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "Checkpoint",
+    "CosignatureVerifier",
+    "Cosigner",
+    "HashReader",
+    "MemoryTree",
+    "NoteSignature",
+    "NoteSigner",
+    "NoteVerifier",
+    "Signer",
+    "UnverifiedNoteError",
+    "Verifier",
+    "canonical_json",
+    "consistency_proof",
+    "format_note",
+    "generate_key",
+    "inclusion_proof",
+    "is_valid_key_name",
+    "key_hash",
+    "leaf_hash",
+    "node_hash",
+    "open_note",
+    "parse_note",
+    "range_hash",
+    "root_from_leaf_hashes",
+    "serialize_number",
+    "sign_note",
+    "tree_root",
+    "verify_consistency",
+    "verify_inclusion",
+]

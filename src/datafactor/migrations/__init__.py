@@ -1,0 +1,32 @@
+"""Alembic migrations of the control-plane database, driven from Python (``datafactor db upgrade``).
+
+The script location is this package, so migrations ship inside the wheel. ``render_as_batch`` is on
+so that ``ALTER TABLE`` works on SQLite (which rebuilds the table); the metadata's naming convention
+gives every constraint a stable name on both databases.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+HERE = Path(__file__).resolve().parent
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(HERE))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def check(url: str) -> None:
+    """Raise if the models and the migrations have drifted apart (``alembic check``)."""
+    command.check(alembic_config(url))

@@ -1,0 +1,8 @@
+"""Imports every domain's models so that ``Base.metadata`` knows every table (for Alembic)."""
+
+from __future__ import annotations
+
+
+def load_all_models() -> None:
+    import datafactor.audit
+    import datafactor.identity.models  # noqa: F401

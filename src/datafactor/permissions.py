@@ -1,0 +1,106 @@
+"""Who may do what: the permission vocabulary and the grants of roles and party kinds.
+
+Permissions are ``scope:resource:action`` strings kept alphabetical. A user's effective
+permissions are the union of what their roles grant inside their own party and what their party's
+kind adds (an exchange operator verifies parties; a regulator reads across parties). A party that is
+not verified gets only what it needs to see and fix its own application. An API token narrows this
+further to its scopes. Everything starts from nothing: no role, no grant (deny by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    AUDIT_EVENT_READ = "audit:event:read"
+    AUDIT_EVENT_READ_ALL = "audit:event:read-all"
+    IDENTITY_PARTY_READ = "identity:party:read"
+    IDENTITY_PARTY_READ_ALL = "identity:party:read-all"
+    IDENTITY_PARTY_UPDATE = "identity:party:update"
+    IDENTITY_PARTY_VERIFY = "identity:party:verify"
+    IDENTITY_TOKEN_MANAGE = "identity:token:manage"
+    IDENTITY_USER_MANAGE = "identity:user:manage"
+    IDENTITY_USER_READ = "identity:user:read"
+    IDENTITY_USER_READ_ALL = "identity:user:read-all"
+
+
+class Role(StrEnum):
+    """Roles a user holds inside their own party."""
+
+    ADMIN = "admin"  # manages the party's profile, users and tokens
+    AUDITOR = "auditor"  # reads the party's audit trail
+    STAFF = "staff"  # works in the party's name
+
+
+P = Permission
+
+_ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.STAFF: frozenset({P.IDENTITY_PARTY_READ, P.IDENTITY_USER_READ, P.IDENTITY_TOKEN_MANAGE}),
+    Role.AUDITOR: frozenset(
+        {P.IDENTITY_PARTY_READ, P.IDENTITY_USER_READ, P.IDENTITY_TOKEN_MANAGE, P.AUDIT_EVENT_READ}
+    ),
+    Role.ADMIN: frozenset(
+        {
+            P.AUDIT_EVENT_READ,
+            P.IDENTITY_PARTY_READ,
+            P.IDENTITY_PARTY_UPDATE,
+            P.IDENTITY_TOKEN_MANAGE,
+            P.IDENTITY_USER_MANAGE,
+            P.IDENTITY_USER_READ,
+        }
+    ),
+}
+
+# What a party's kind adds, per role. Keys are PartyKind values (kept as strings so this module
+# stays free of domain imports).
+_SUPERVISORY_READ = frozenset(
+    {P.IDENTITY_PARTY_READ_ALL, P.IDENTITY_USER_READ_ALL, P.AUDIT_EVENT_READ_ALL}
+)
+_KIND_GRANTS: dict[str, dict[Role, frozenset[Permission]]] = {
+    "exchange_operator": {
+        Role.ADMIN: _SUPERVISORY_READ | {P.IDENTITY_PARTY_VERIFY},
+        Role.STAFF: frozenset({P.IDENTITY_PARTY_READ_ALL, P.IDENTITY_PARTY_VERIFY}),
+        Role.AUDITOR: _SUPERVISORY_READ,
+    },
+    "regulator": {role: _SUPERVISORY_READ for role in Role},
+    "bigdata_bureau": {role: _SUPERVISORY_READ for role in Role},
+}
+
+# An applicant whose party is not yet verified may only look at and correct its application.
+_UNVERIFIED = frozenset({P.IDENTITY_PARTY_READ, P.IDENTITY_PARTY_UPDATE})
+
+
+def effective_permissions(
+    party_kind: str, party_verified: bool, roles: frozenset[Role] | set[Role]
+) -> frozenset[Permission]:
+    """The permissions a user with ``roles`` in a party of ``party_kind`` holds."""
+    granted: set[Permission] = set()
+    for role in roles:
+        granted |= _ROLE_GRANTS.get(role, frozenset())
+        granted |= _KIND_GRANTS.get(party_kind, {}).get(role, frozenset())
+    if not party_verified:
+        granted &= _UNVERIFIED if Role.ADMIN in roles else frozenset({P.IDENTITY_PARTY_READ})
+    return frozenset(granted)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting: a user of a party, through a web session or an API token."""
+
+    user_id: str
+    username: str
+    party_id: str
+    party_kind: str
+    roles: frozenset[Role]
+    permissions: frozenset[Permission]
+    via: str = "session"  # "session" | "token" | "cli"
+    token_id: str | None = None
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def can(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+    def can_see_party(self, party_id: str) -> bool:
+        return party_id == self.party_id or self.can(P.IDENTITY_PARTY_READ_ALL)

@@ -1,0 +1,95 @@
+"""Process-wide settings, read from ``DATAFACTOR_*`` environment variables and ``.env``.
+
+Every knob an operator can turn lives here with its default and a description; ``docs/operations.md``
+lists them and a test fails when one is undocumented. Production mode refuses to start with the
+development secret key, because sessions, CSRF tokens and the audit HMAC all derive from it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+class InsecureSettingsError(RuntimeError):
+    """Raised when production mode is started with a development-only setting."""
+
+
+class Settings(BaseSettings):
+    """Settings of one DataFactor process."""
+
+    model_config = SettingsConfigDict(env_prefix="DATAFACTOR_", env_file=".env", extra="ignore")
+
+    environment: Environment = Field(
+        Environment.DEVELOPMENT, description="development, test or production."
+    )
+    secret_key: str = Field(
+        DEV_SECRET_KEY,
+        description="Secret for session and CSRF tokens. Must be changed in production.",
+    )
+    database_url: str = Field(
+        "sqlite:///var/datafactor.db",
+        description="SQLAlchemy URL of the control-plane database, e.g. "
+        "postgresql+psycopg://user:pass@host/dbname. SQLite runs in WAL mode.",
+    )
+    var_dir: Path = Field(Path("var"), description="Folder for local state (SQLite file, keys).")
+    default_locale: str = Field("zh_CN", description="UI language when the user has not chosen.")
+    session_hours: int = Field(8, ge=1, le=720, description="Web session lifetime in hours.")
+    login_slowdown_after: int = Field(
+        3, ge=1, description="Wrong passwords in a row after which each answer is delayed."
+    )
+    login_lock_after: int = Field(
+        5, ge=1, description="Wrong passwords in a row after which the account is locked."
+    )
+    login_lock_minutes: int = Field(15, ge=1, description="How long a locked account stays locked.")
+    api_token_days: int = Field(
+        30, ge=1, le=3650, description="Default validity of a new API token in days."
+    )
+    cookie_secure: bool = Field(
+        False, description="Mark cookies Secure (HTTPS only). Forced on in production."
+    )
+    password_hash_profile: str = Field(
+        "rfc9106-low-memory",
+        pattern="^(rfc9106-low-memory|test)$",
+        description="Argon2id cost profile: the RFC 9106 low-memory profile, or the cheapest "
+        "'test' profile that only the test suite may use (refused in production).",
+    )
+    db_pool_size: int = Field(10, ge=1, description="Connection pool size per worker (PostgreSQL).")
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+                raise InsecureSettingsError(
+                    "DATAFACTOR_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production (for example: python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))')."
+                )
+            if self.password_hash_profile == "test":
+                raise InsecureSettingsError(
+                    "DATAFACTOR_PASSWORD_HASH_PROFILE=test is for the test suite only."
+                )
+            self.cookie_secure = True
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()

@@ -1,0 +1,152 @@
+"""Shared fixtures: every database test runs on SQLite and on a throwaway PostgreSQL server.
+
+One PostgreSQL server per test run (started on first use); the schema is migrated once into a
+template database and each test gets a fresh copy (``CREATE DATABASE … TEMPLATE``), so tests never
+see each other's rows. SQLite tests get a copy of a migrated template file. In CI (``CI=true``) a
+skipped PostgreSQL or browser test fails the run: they must never silently stop running.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DATAFACTOR_PASSWORD_HASH_PROFILE", "test")
+
+from factories import Actor, make_actor
+from fastapi.testclient import TestClient
+from pgserver import PgServer
+
+from datafactor.db import Database
+from datafactor.identity import PartyKind
+from datafactor.migrations import upgrade
+from datafactor.settings import Environment, Settings
+from datafactor.web.i18n import compile_catalogs
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_guarded_skips: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    compile_catalogs()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and ("postgresql" in report.keywords or "browser" in report.keywords):
+        _guarded_skips.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if IN_CI and _guarded_skips:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    if IN_CI and _guarded_skips:
+        terminalreporter.write_line(
+            f"FAILED: {len(_guarded_skips)} PostgreSQL/browser tests were skipped in CI: "
+            + ", ".join(_guarded_skips[:5]),
+            red=True,
+        )
+
+
+# ------------------------------------------------------------------------------------- databases
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    try:
+        server = PgServer().start()
+    except (FileNotFoundError, OSError) as exc:
+        pytest.skip(f"PostgreSQL server binaries not available: {exc}")
+    try:
+        server.execute("CREATE DATABASE df_template")
+        upgrade(server.url("df_template"))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    url = f"sqlite:///{path}"
+    Database(url).dispose()
+    upgrade(url)
+    return path
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    server: PgServer = request.getfixturevalue("pg_server")
+    name = f"t{os.getpid()}_{next(_counter)}"
+    server.execute(f"CREATE DATABASE {name} TEMPLATE df_template")
+    return server.url(name)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url, pool_size=5)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        environment=Environment.TEST,
+        database_url=db_url,
+        var_dir=tmp_path / "var",
+        secret_key="test-secret-key-test-secret-key-0123456789",
+        login_slowdown_after=3,
+        login_lock_after=5,
+        login_lock_minutes=15,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database):  # type: ignore[no-untyped-def]
+    from datafactor.app import create_app
+
+    return create_app(settings, db)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+# ------------------------------------------------------------------------------------ actors
+
+
+@pytest.fixture
+def operator(db: Database) -> Actor:
+    return make_actor(db, PartyKind.EXCHANGE_OPERATOR, username="exchange.admin")
+
+
+@pytest.fixture
+def enterprise(db: Database) -> Actor:
+    return make_actor(db, PartyKind.ENTERPRISE, username="acme.admin")
+
+
+@pytest.fixture
+def other_enterprise(db: Database) -> Actor:
+    return make_actor(db, PartyKind.ENTERPRISE, username="rival.admin")
+
+
+@pytest.fixture
+def regulator(db: Database) -> Actor:
+    return make_actor(db, PartyKind.REGULATOR, roles=("auditor",), username="reg.auditor")
