@@ -97,12 +97,10 @@ def record(
     actor_name: str | None = None,
 ) -> AuditEvent:
     """Append one event to the chain inside the caller's transaction."""
+    # The head row is created by the first migration; locking it serialises writers.
     head = session.execute(
         select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-    ).scalar_one_or_none()
-    if head is None:
-        head = AuditChainHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
+    ).scalar_one()
     event = AuditEvent(
         seq=head.seq + 1,
         # Microseconds survive both databases; anything finer would not, and would break the hash.
@@ -140,38 +138,29 @@ class ChainReport:
 def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
     """Re-derive every event hash in order; name the first event that breaks the chain."""
     prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
-    stmt = select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=batch)
-    for event in session.scalars(stmt):
-        count += 1
-        if event.seq != expected_seq:
-            return ChainReport(
-                False,
-                count,
-                expected_seq - 1,
-                prev_hash,
-                expected_seq,
-                f"event {expected_seq} is missing (next stored is {event.seq})",
-            )
-        if event.prev_hash != prev_hash:
-            return ChainReport(
-                False,
-                count,
-                event.seq,
-                prev_hash,
-                event.seq,
-                "its prev_hash does not match the previous event's hash",
-            )
-        if event_hash(_hashed_fields(event)) != event.hash:
-            return ChainReport(
-                False,
-                count,
-                event.seq,
-                prev_hash,
-                event.seq,
-                "its content does not match its hash (the event was altered)",
-            )
-        prev_hash, expected_seq = event.hash, expected_seq + 1
-        session.expunge(event)
+    # Keyset pages rather than one long cursor: bounded memory, no server-side cursor to leak.
+    while True:
+        page = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.seq >= expected_seq)
+            .order_by(AuditEvent.seq)
+            .limit(batch)
+        ).all()
+        for event in page:
+            count += 1
+            if event.seq != expected_seq:
+                problem = f"event {expected_seq} is missing (next stored is {event.seq})"
+                return ChainReport(False, count, expected_seq - 1, prev_hash, expected_seq, problem)
+            if event.prev_hash != prev_hash:
+                problem = "its prev_hash does not match the previous event's hash"
+                return ChainReport(False, count, event.seq, prev_hash, event.seq, problem)
+            if event_hash(_hashed_fields(event)) != event.hash:
+                problem = "its content does not match its hash (the event was altered)"
+                return ChainReport(False, count, event.seq, prev_hash, event.seq, problem)
+            prev_hash, expected_seq = event.hash, expected_seq + 1
+        session.expunge_all()
+        if len(page) < batch:
+            break
     head = session.get(AuditChainHead, 1)
     last_seq = expected_seq - 1
     if head is not None and (head.seq != last_seq or head.hash != prev_hash):

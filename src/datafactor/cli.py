@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -28,12 +30,17 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
-def _db() -> Database:
-    return Database(get_settings().database_url)
+@contextmanager
+def _db() -> Iterator[Database]:
+    database = Database(get_settings().database_url)
+    try:
+        yield database
+    finally:
+        database.dispose()
 
 
 @app.command()
@@ -86,7 +93,8 @@ def demo_load(
     from datafactor.demo.loader import DEFAULT_PASSWORD, load_demo
 
     try:
-        report = load_demo(_db(), password or DEFAULT_PASSWORD)
+        with _db() as db:
+            report = load_demo(db, password or DEFAULT_PASSWORD)
     except DomainError as exc:
         raise _fail(exc) from exc
     console.print(
@@ -123,7 +131,7 @@ def demo_users_cmd(
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Re-derive every audit event hash; name the first broken event."""
-    with _db().read() as session:
+    with _db() as db, db.read() as session:
         report = audit.verify_chain(session)
     if report.ok:
         console.print(f"audit chain OK: {report.events} events, head {report.head_hash[:16]}…")

@@ -45,6 +45,14 @@ class InvalidInput(DomainError):
     title = N_("Some input is not valid")
 
 
+class BadRequest(DomainError):
+    """The request itself is malformed (unknown parameter, unreadable body): 400."""
+
+    status = 400
+    code = "bad-request"
+    title = N_("Bad request")
+
+
 class NotFound(DomainError):
     status = 404
     code = "not-found"

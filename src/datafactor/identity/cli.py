@@ -14,7 +14,7 @@ from datafactor.settings import get_settings
 from datafactor.web.cli_support import fail
 
 users_app = typer.Typer(help="Users.", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)
 
 
 @users_app.command("create")
@@ -27,7 +27,8 @@ def users_create(
 ) -> None:
     """Create a user in a party (operator bootstrap and support)."""
     try:
-        with Database(get_settings().database_url).write() as session:
+        database = Database(get_settings().database_url)
+        with database.write() as session:
             user = services.create_user_as_operator(
                 session,
                 party_id,
@@ -39,3 +40,5 @@ def users_create(
             console.print(f"user {user.username} created ({user.id})")
     except DomainError as exc:
         raise fail(exc) from exc
+    finally:
+        database.dispose()

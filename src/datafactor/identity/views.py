@@ -242,7 +242,7 @@ def parties(
         total=total,
         page=page,
         pages=max(1, -(-total // PAGE)),
-        status=status,
+        status_filter=status,
         kind=kind,
         q=q or "",
         **LABELS,

@@ -8,7 +8,7 @@ from rich.console import Console
 from datafactor.errors import DomainError
 from datafactor.web.i18n import gettext
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(exc: DomainError) -> typer.Exit:

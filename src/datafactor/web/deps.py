@@ -18,7 +18,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from datafactor.db import Database
-from datafactor.errors import N_, DomainError, Forbidden, InvalidInput, Unauthenticated
+from datafactor.errors import N_, BadRequest, DomainError, Forbidden, Unauthenticated
 from datafactor.identity import WebIdentity, resolve_token, resolve_web_session
 from datafactor.permissions import Principal
 from datafactor.settings import Settings
@@ -129,7 +129,7 @@ def reject_unknown_query(request: Request) -> None:
     known = _declared_query_names(route.dependant)
     unknown = sorted(set(request.query_params) - known)
     if unknown:
-        raise InvalidInput(
+        raise BadRequest(
             N_("Unknown query parameter(s): {names}. Allowed: {allowed}."),
             code="unknown-query-parameter",
             names=", ".join(unknown),

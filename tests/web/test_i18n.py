@@ -1,0 +1,137 @@
+"""The message catalogs: messages.pot matches the sources, zh_CN translates all of it, placeholders
+survive translation. When one fails, ``python scripts/i18n.py extract`` refreshes the template and
+catalogs and lists what is left to translate; ``python scripts/i18n.py check`` shows the same
+problems as these tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
+from babel.support import Translations
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "i18n.py"
+FIX = "run `python scripts/i18n.py extract`, then translate the new entries in the zh_CN catalog"
+
+
+def _load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("datafactor_i18n_script", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+i18n = _load_script()
+
+
+@pytest.fixture(scope="module")
+def template() -> Catalog:
+    return i18n.read_catalog(i18n.POT)
+
+
+@pytest.fixture(scope="module")
+def zh_cn() -> Catalog:
+    return i18n.read_catalog(i18n.po_path("zh_CN"), "zh_CN")
+
+
+@pytest.fixture(scope="module")
+def en() -> Catalog:
+    return i18n.read_catalog(i18n.po_path("en"), "en")
+
+
+def _show(problems: list[str]) -> str:
+    return "\n  ".join(["", *problems])
+
+
+def test_messages_pot_is_up_to_date_with_the_sources(template: Catalog, tmp_path: Path) -> None:
+    fresh = tmp_path / "messages.pot"
+    i18n.extract_to(fresh)
+    expected, current = i18n.msgids(i18n.read_catalog(fresh)), i18n.msgids(template)
+    assert len(expected) > 100  # the extraction really ran over the sources
+    added = sorted(map(repr, expected - current))
+    removed = sorted(map(repr, current - expected))
+    stale = added + removed
+    assert not stale, (
+        f"messages.pot is stale: {FIX}."
+        + (f"\nNew in the sources:{_show(added)}" if added else "")
+        + (f"\nGone from the sources:{_show(removed)}" if removed else "")
+    )
+
+
+def test_zh_cn_translates_every_message(template: Catalog, zh_cn: Catalog) -> None:
+    assert not zh_cn.fuzzy, "the zh_CN header is marked fuzzy: pybabel compile would skip it"
+    problems = []
+    for message in template:
+        if not message.id:
+            continue
+        translated = zh_cn.get(message.id, message.context)
+        if translated is None:
+            problems.append(f"{i18n.describe(message)}: not in the zh_CN catalog")
+        elif translated.fuzzy:
+            problems.append(f"{i18n.describe(message)}: fuzzy")
+        elif not all(i18n.forms(translated.string)):
+            problems.append(f"{i18n.describe(message)}: empty msgstr")
+    assert not problems, f"incomplete zh_CN catalog ({FIX}):{_show(problems)}"
+
+
+def test_zh_cn_keeps_the_placeholders_of_each_msgid(zh_cn: Catalog) -> None:
+    problems = [
+        f"{i18n.describe(message)}: {problem}"
+        for message in zh_cn
+        if message.id
+        for problem in i18n.placeholder_problems(message, zh_cn.num_plurals)
+    ]
+    assert not problems, f"translations must keep every placeholder:{_show(problems)}"
+
+
+def test_en_catalog_is_in_step_and_its_translations_keep_placeholders(
+    template: Catalog, en: Catalog
+) -> None:
+    assert not en.fuzzy
+    assert en.plural_forms == "nplurals=2; plural=(n != 1);"
+    assert i18n.msgids(en) == i18n.msgids(template), FIX
+    problems = [
+        f"{i18n.describe(m)}: {p}" for m in en if m.id for p in i18n.placeholder_problems(m, 2)
+    ]
+    assert not problems, _show(problems)
+
+
+@pytest.mark.parametrize(
+    ("placeholder_text", "expected"),
+    [
+        ("Page %(page)d of %(pages)d", ["%(page)d", "%(pages)d"]),
+        ("Unknown role '{role}' ({role!r}, {n:>3})", ["{n:>3}", "{role!r}", "{role}"]),
+        ("100%% sure, {{literal}}", ["%%"]),
+        ("50% off", ["%"]),
+    ],
+)
+def test_placeholders_are_recognised(placeholder_text: str, expected: list[str]) -> None:
+    assert sorted(i18n.placeholders(placeholder_text).elements()) == sorted(expected)
+
+
+def test_compiled_catalogs_translate_and_pluralise(
+    zh_cn: Catalog, en: Catalog, tmp_path: Path
+) -> None:
+    for locale, catalog in (("zh_CN", zh_cn), ("en", en)):
+        mo = tmp_path / locale / "LC_MESSAGES" / "messages.mo"
+        mo.parent.mkdir(parents=True)
+        with mo.open("wb") as f:
+            write_mo(f, catalog)
+    zh = Translations.load(str(tmp_path), ["zh_CN"], domain="messages")
+    english = Translations.load(str(tmp_path), ["en"], domain="messages")
+    assert zh.gettext("Dashboard") == "工作台"
+    assert zh.gettext("Log out") == "退出登录"
+    assert zh.ngettext("%(num)d party", "%(num)d parties", 1) == "共 %(num)d 个市场主体"
+    assert zh.ngettext("%(num)d party", "%(num)d parties", 5) == "共 %(num)d 个市场主体"
+    assert english.gettext("Dashboard") == "Dashboard"
+    assert english.ngettext("%(num)d party", "%(num)d parties", 1) == "%(num)d party"
+    assert english.ngettext("%(num)d party", "%(num)d parties", 5) == "%(num)d parties"
