@@ -28,6 +28,14 @@ from datafactor.permissions import Permission, Principal
 
 GENESIS_HASH = "0" * 64
 
+# Human labels of action tags (English msgids), contributed by each domain at import time, so the
+# audit pages can show "认证市场主体" next to ``identity:party:verify``.
+ACTION_LABELS: dict[str, str] = {}
+
+
+def register_action_labels(labels: dict[str, str]) -> None:
+    ACTION_LABELS.update(labels)
+
 
 class AuditEvent(Base):
     """One state change: who did what to which object, why, and the hash linking it to the chain."""

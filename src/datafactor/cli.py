@@ -123,8 +123,8 @@ def demo_users_cmd(
             str(user["username"]),
             str(user["party"]),
             str(user["party_kind"]),
-            ", ".join(user["roles"]),
-        )  # type: ignore[arg-type]
+            ", ".join(str(role) for role in user["roles"]),  # type: ignore[attr-defined]
+        )
     console.print(table)
 
 

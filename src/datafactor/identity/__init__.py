@@ -42,6 +42,11 @@ from datafactor.identity.services import (
     update_user,
 )
 
+from datafactor import audit as _audit
+from datafactor.identity.domain import EVENT_LABELS as _EVENT_LABELS
+
+_audit.register_action_labels(_EVENT_LABELS)
+
 __all__ = [
     "EventTag",
     "LockoutPolicy",

@@ -332,6 +332,23 @@ ROLE_LABELS: dict[str, str] = {
     Role.STAFF: N_("Staff"),
     Role.AUDITOR: N_("Auditor"),
 }
+EVENT_LABELS: dict[str, str] = {
+    EventTag.PARTY_APPLY: N_("Applied to join"),
+    EventTag.PARTY_RESUBMIT: N_("Resubmitted an application"),
+    EventTag.PARTY_VERIFY: N_("Verified a party"),
+    EventTag.PARTY_REJECT: N_("Rejected an application"),
+    EventTag.PARTY_SUSPEND: N_("Suspended a party"),
+    EventTag.USER_CREATE: N_("Added a user"),
+    EventTag.USER_UPDATE: N_("Changed a user"),
+    EventTag.USER_DEACTIVATE: N_("Deactivated a user"),
+    EventTag.USER_PASSWORD: N_("Set a password"),
+    EventTag.USER_LOGIN: N_("Logged in"),
+    EventTag.USER_LOGIN_FAILED: N_("Wrong password"),
+    EventTag.USER_LOCKED: N_("Account locked"),
+    EventTag.USER_LOGOUT: N_("Logged out"),
+    EventTag.TOKEN_CREATE: N_("Created an API token"),
+    EventTag.TOKEN_REVOKE: N_("Revoked an API token"),
+}
 ASEAN_COUNTRIES: dict[str, str] = {
     "BN": N_("Brunei"),
     "KH": N_("Cambodia"),

@@ -714,7 +714,7 @@ def create_token(
 ) -> tuple[str, ApiToken]:
     """Issue an API token carrying some of the owner's permissions; the secret is returned once."""
     _require(principal, P.IDENTITY_TOKEN_MANAGE)
-    wanted = list(principal.permissions) if scopes is None else scopes
+    wanted = [str(p) for p in principal.permissions] if scopes is None else scopes
     name, chosen = check_token_request(name, wanted, days, principal.permissions, max_days)
     return _issue_token(session, principal, name, chosen, days)
 

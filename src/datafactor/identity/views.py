@@ -7,7 +7,7 @@ render the page (or the HTMX partial). Errors a person caused re-render the form
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -52,7 +52,7 @@ from datafactor.web.forms import (
 router = APIRouter(include_in_schema=False)
 PAGE = 20
 
-LABELS = {
+LABELS: dict[str, Any] = {
     "kind_labels": KIND_LABELS,
     "status_labels": STATUS_LABELS,
     "role_labels": ROLE_LABELS,

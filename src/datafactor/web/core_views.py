@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from datafactor import audit
 from datafactor.identity import get_party, party_counts
-from datafactor.identity.domain import KIND_LABELS, STATUS_LABELS
+from datafactor.identity.domain import KIND_LABELS, ROLE_LABELS, STATUS_LABELS
 from datafactor.permissions import Permission
 from datafactor.web.deps import LANG_COOKIE, DbDep, SettingsDep, WebUser
 from datafactor.web.forms import redirect, render, safe_next
@@ -40,6 +40,7 @@ def dashboard(request: Request, identity: WebUser, db: DbDep) -> Response:
         recent=recent,
         kind_labels=KIND_LABELS,
         status_labels=STATUS_LABELS,
+        role_labels=ROLE_LABELS,
     )
 
 

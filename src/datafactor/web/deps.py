@@ -43,7 +43,7 @@ DbDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def api_principal(request: Request, db: DbDep) -> Principal:
+async def api_principal(request: Request, db: DbDep) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():

@@ -16,7 +16,7 @@ from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.support import Translations
+from babel.support import NullTranslations, Translations
 
 from datafactor import context
 
@@ -27,7 +27,7 @@ HTML_LANG = {"zh_CN": "zh-CN", "en": "en"}
 
 
 @lru_cache(maxsize=len(LOCALES))
-def translations(locale: str) -> Translations:
+def translations(locale: str) -> NullTranslations:
     return Translations.load(str(TRANSLATIONS_DIR), [locale], domain="messages")
 
 

@@ -78,12 +78,13 @@ def domain_error_text(exc: DomainError) -> str:
 
 def _error_page(request: Request, status: int, detail: str) -> Response:
     templates = request.app.state.templates
-    return templates.TemplateResponse(
+    response: Response = templates.TemplateResponse(
         request,
         "error.html",
         {"status": status, "title": _(_STATUS_TITLES.get(status, "Error")), "detail": detail},
         status_code=status,
     )
+    return response
 
 
 def install(app: FastAPI) -> None:

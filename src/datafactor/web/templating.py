@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from datafactor import context
+from datafactor.audit import ACTION_LABELS
 from datafactor.web.i18n import HTML_LANG, LOCALE_NAMES, LOCALES, gettext, ngettext
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -34,6 +35,12 @@ def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(DISPLAY_ZONE).strftime(fmt)
 
 
+def action_label(tag: str) -> str:
+    """The translated label of an audit action tag (the tag itself when none is registered)."""
+    label = ACTION_LABELS.get(tag)
+    return gettext(label) if label else tag
+
+
 def make_templates() -> Jinja2Templates:
     env = Environment(
         loader=FileSystemLoader([str(d) for d in template_dirs()]),
@@ -44,6 +51,7 @@ def make_templates() -> Jinja2Templates:
     )
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["local_time"] = local_time
+    env.filters["action_label"] = action_label
     env.globals.update(
         LOCALES=LOCALES,
         LOCALE_NAMES=LOCALE_NAMES,
