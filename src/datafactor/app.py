@@ -80,9 +80,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     api.include_router(identity_api.router)
     api.include_router(audit_routes.api_router)
     app.include_router(api)
-    app.include_router(core_views.router, dependencies=[Depends(reject_unknown_query)])
-    app.include_router(identity_views.router)
-    app.include_router(audit_routes.views_router)
+    # Console pages refuse unknown query parameters too (a typo must not silently drop a filter).
+    strict = [Depends(reject_unknown_query)]
+    app.include_router(core_views.router, dependencies=strict)
+    app.include_router(identity_views.router, dependencies=strict)
+    app.include_router(audit_routes.views_router, dependencies=strict)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -36,9 +36,16 @@ def apply(db, code=None, username="newco.admin", kind=PartyKind.ENTERPRISE):
     with db.write() as s:
         party = services.apply_for_party(
             s,
-            PartyApplication(kind=kind, name="新公司", name_en="NewCo",
-                             code=code or make_uscc("9", "1", "450100", "NC000001")),
-            admin_username=username, admin_display_name="", admin_password=PASSWORD, today=TODAY,
+            PartyApplication(
+                kind=kind,
+                name="新公司",
+                name_en="NewCo",
+                code=code or make_uscc("9", "1", "450100", "NC000001"),
+            ),
+            admin_username=username,
+            admin_display_name="",
+            admin_password=PASSWORD,
+            today=TODAY,
         )
         return party.id
 
@@ -94,8 +101,9 @@ def test_operator_verifies_and_rejects_with_reason(db, operator):
     with pytest.raises(Conflict), db.write() as s:
         services.review_party(s, op, first, approve=False, reason="too late")
     with db.read() as s:
-        events, _ = audit.list_events(s, op, audit.AuditFilter(object_id=second), limit=10,
-                                      offset=0)
+        events, _ = audit.list_events(
+            s, op, audit.AuditFilter(object_id=second), limit=10, offset=0
+        )
     assert [e.action for e in events] == ["identity:party:reject", "identity:party:apply"]
     assert events[0].reasons == ["营业执照不清晰"]
 
@@ -110,17 +118,26 @@ def test_only_the_operator_reviews(db, enterprise, regulator):
 def test_rejected_applicant_corrects_and_resubmits(db, operator):
     party_id = apply(db)
     with db.write() as s:
-        services.review_party(s, principal(db, operator), party_id, approve=False, reason="名称有误")
+        services.review_party(
+            s, principal(db, operator), party_id, approve=False, reason="名称有误"
+        )
     with db.read() as s:
         admin = s.scalar(select(User).where(User.party_id == party_id))
         applicant = services.principal_for(admin, s.get(Party, party_id), via="session")
-    assert applicant.permissions == {Permission.IDENTITY_PARTY_READ,
-                                     Permission.IDENTITY_PARTY_UPDATE}
+    assert applicant.permissions == {
+        Permission.IDENTITY_PARTY_READ,
+        Permission.IDENTITY_PARTY_UPDATE,
+    }
     with db.write() as s:
         party = services.resubmit_application(
-            s, applicant,
-            PartyApplication(kind=PartyKind.ENTERPRISE, name="新公司（更正）", name_en="",
-                             code=make_uscc("9", "1", "450100", "NC000001")),
+            s,
+            applicant,
+            PartyApplication(
+                kind=PartyKind.ENTERPRISE,
+                name="新公司（更正）",
+                name_en="",
+                code=make_uscc("9", "1", "450100", "NC000001"),
+            ),
             today=TODAY,
         )
         assert (party.status, party.name) == ("pending", "新公司（更正）")
@@ -143,29 +160,35 @@ def test_visibility_of_parties(db, enterprise, other_enterprise, regulator):
 def test_admin_manages_users_of_own_party_only(db, enterprise, other_enterprise):
     admin = principal(db, enterprise)
     with db.write() as s:
-        user = services.create_user(s, admin, username="acme.staff", display_name="张三",
-                                    password=PASSWORD, roles=["staff"])
+        user = services.create_user(
+            s, admin, username="acme.staff", display_name="张三", password=PASSWORD, roles=["staff"]
+        )
     with db.write() as s:
         assert services.update_user(s, admin, user.id, roles=["staff", "auditor"]).roles == [
-            "auditor", "staff"]
+            "auditor",
+            "staff",
+        ]
     with pytest.raises(NotFound), db.write() as s:
         services.update_user(s, principal(db, other_enterprise), user.id, is_active=False)
     with pytest.raises(Conflict), db.write() as s:
         services.update_user(s, admin, enterprise.user_id, is_active=False)
     with pytest.raises(Conflict), db.write() as s:
         services.update_user(s, admin, enterprise.user_id, roles=["staff"])
-    staff = principal(db, type(enterprise)(enterprise.party_id, user.id, "acme.staff", PASSWORD,
-                                           enterprise.kind))
+    staff = principal(
+        db, type(enterprise)(enterprise.party_id, user.id, "acme.staff", PASSWORD, enterprise.kind)
+    )
     with pytest.raises(Forbidden), db.write() as s:
-        services.create_user(s, staff, username="x.y.z", display_name="", password=PASSWORD,
-                             roles=["admin"])
+        services.create_user(
+            s, staff, username="x.y.z", display_name="", password=PASSWORD, roles=["admin"]
+        )
 
 
 def test_deactivating_a_user_ends_sessions_and_tokens(db, enterprise):
     admin = principal(db, enterprise)
     with db.write() as s:
-        user = services.create_user(s, admin, username="acme.bob", display_name="",
-                                    password=PASSWORD, roles=["staff"])
+        user = services.create_user(
+            s, admin, username="acme.bob", display_name="", password=PASSWORD, roles=["staff"]
+        )
     with db.write() as s:
         user = s.get(User, user.id)
         web_secret, _ = services.start_web_session(s, user, 8)
@@ -193,8 +216,9 @@ def test_wrong_passwords_slow_down_then_lock_then_unlock(db, enterprise):
     later = datetime.now(UTC) + timedelta(minutes=16)
     assert login(db, enterprise.username, PASSWORD, later).user is not None
     with db.read() as s:
-        actions = [e.action for e in s.scalars(select(audit.AuditEvent).order_by(
-            audit.AuditEvent.seq))]
+        actions = [
+            e.action for e in s.scalars(select(audit.AuditEvent).order_by(audit.AuditEvent.seq))
+        ]
     assert actions[-2:] == ["identity:user:locked", "identity:user:login"]
 
 
@@ -223,8 +247,11 @@ def test_tokens_are_hashed_scoped_revocable_and_expire(db, enterprise):
     assert info.value.code == "token-revoked"
     with db.write() as s:
         secret2, token2 = services.create_token(s, admin, name="old", scopes=None, days=1)
-        s.execute(update(ApiToken).where(ApiToken.id == token2.id).values(
-            expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        s.execute(
+            update(ApiToken)
+            .where(ApiToken.id == token2.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
     with db.read() as s, pytest.raises(Unauthenticated) as info:
         services.resolve_token(s, secret2)
     assert info.value.code == "token-expired"
@@ -263,3 +290,29 @@ def test_demo_actor_factory_is_verified(db):
     actor = make_actor(db, PartyKind.DATA_MERCHANT)
     with db.read() as s:
         assert s.get(Party, actor.party_id).status == "verified"
+
+
+def test_operator_suspends_and_reinstates_with_reasons(db, operator, enterprise):
+    op = principal(db, operator)
+    with pytest.raises(InvalidInput), db.write() as s:
+        services.set_party_standing(s, op, enterprise.party_id, suspend=True, reason="")
+    with db.write() as s:
+        party = services.set_party_standing(
+            s, op, enterprise.party_id, suspend=True, reason="未按期提交年报"
+        )
+        assert party.status == "suspended"
+    suspended = principal(db, enterprise).permissions
+    assert Permission.IDENTITY_PARTY_READ in suspended
+    assert Permission.IDENTITY_USER_MANAGE not in suspended
+    assert Permission.IDENTITY_TOKEN_MANAGE not in suspended
+    with pytest.raises(Conflict), db.write() as s:
+        services.set_party_standing(s, op, enterprise.party_id, suspend=True, reason="again")
+    with db.write() as s:
+        party = services.set_party_standing(
+            s, op, enterprise.party_id, suspend=False, reason="已整改"
+        )
+    assert Permission.IDENTITY_USER_MANAGE in principal(db, enterprise).permissions
+    with pytest.raises(Forbidden), db.write() as s:
+        services.set_party_standing(
+            s, principal(db, enterprise), enterprise.party_id, suspend=True, reason="self"
+        )

@@ -162,3 +162,10 @@ def test_security_headers(client):
     assert r.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
     assert r.headers["x-request-id"]
+
+
+def test_unknown_query_parameter_on_a_page_gets_a_message(client, regulator):
+    web_login(client, regulator)
+    r = client.get("/parties?sttus=pending")
+    assert r.status_code == 400
+    assert "sttus" in r.text and "<html" in r.text

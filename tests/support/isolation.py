@@ -38,16 +38,24 @@ def _own_party(client: TestClient, owner: Actor, headers: dict[str, str]) -> str
 
 
 def _own_user(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
-    r = client.post("/api/v1/users", headers=headers, json={
-        "username": f"{owner.username}.u", "display_name": "", "password": PASSWORD,
-        "roles": ["staff"]})
+    r = client.post(
+        "/api/v1/users",
+        headers=headers,
+        json={
+            "username": f"{owner.username}.u",
+            "display_name": "",
+            "password": PASSWORD,
+            "roles": ["staff"],
+        },
+    )
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
 
 
 def _own_token(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
-    r = client.post("/api/v1/tokens", headers=headers,
-                    json={"name": "isolation", "expires_in_days": 1})
+    r = client.post(
+        "/api/v1/tokens", headers=headers, json={"name": "isolation", "expires_in_days": 1}
+    )
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
 
@@ -63,10 +71,16 @@ _counter = iter(range(10**6))
 
 def _pending_application(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
     n = next(_counter)
-    r = client.post("/api/v1/parties", json={
-        "kind": "enterprise", "name": f"待审企业{n}", "code": make_uscc("9", "1", "450100",
-                                                                      f"TN{n:06d}"),
-        "admin_username": f"iso{n}.admin", "admin_password": PASSWORD})
+    r = client.post(
+        "/api/v1/parties",
+        json={
+            "kind": "enterprise",
+            "name": f"待审企业{n}",
+            "code": make_uscc("9", "1", "450100", f"TN{n:06d}"),
+            "admin_username": f"iso{n}.admin",
+            "admin_password": PASSWORD,
+        },
+    )
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
 
@@ -79,9 +93,23 @@ ENDPOINTS: list[ObjectEndpoint] = [
     ObjectEndpoint("DELETE", "/api/v1/tokens/{token_id}", _own_token),
     ObjectEndpoint("GET", "/api/v1/audit/events/{seq}", _own_audit_event),
     # Reviewing is the exchange operator's act: any other party must be refused.
-    ObjectEndpoint("POST", "/api/v1/parties/{party_id}/review", _pending_application,
-                   body={"approve": True}, owner_kind="exchange_operator",
-                   notes="owner = an exchange operator; intruder = an enterprise"),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/parties/{party_id}/standing",
+        _own_party,
+        body={"suspend": True, "reason": "核查"},
+        owner_kind="enterprise",
+        ok_status=(403,),
+        notes="only the exchange operator may; the owner itself is refused too",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/parties/{party_id}/review",
+        _pending_application,
+        body={"approve": True},
+        owner_kind="exchange_operator",
+        notes="owner = an exchange operator; intruder = an enterprise",
+    ),
 ]
 
 # Routes with a path parameter that are deliberately public (no tenant owns them).

@@ -20,6 +20,7 @@ from datafactor.identity.schemas import (
     PartyApply,
     PartyPublic,
     PartyReview,
+    PartyStanding,
     TokenCreate,
     TokenIssued,
     TokenPublic,
@@ -153,6 +154,19 @@ def review(party_id: str, body: PartyReview, principal: ApiPrincipal, db: DbDep)
     with db.write() as session:
         party = services.review_party(
             session, principal, party_id, approve=body.approve, reason=body.reason
+        )
+        return _party_out(party, principal)
+
+
+@router.post(
+    "/parties/{party_id}/standing",
+    response_model=PartyPublic,
+    summary="Suspend or reinstate a party (exchange operator)",
+)
+def standing(party_id: str, body: PartyStanding, principal: ApiPrincipal, db: DbDep) -> PartyPublic:
+    with db.write() as session:
+        party = services.set_party_standing(
+            session, principal, party_id, suspend=body.suspend, reason=body.reason
         )
         return _party_out(party, principal)
 

@@ -73,6 +73,7 @@ class EventTag(StrEnum):
     PARTY_VERIFY = "identity:party:verify"
     PARTY_REJECT = "identity:party:reject"
     PARTY_SUSPEND = "identity:party:suspend"
+    PARTY_REINSTATE = "identity:party:reinstate"
     USER_CREATE = "identity:user:create"
     USER_UPDATE = "identity:user:update"
     USER_DEACTIVATE = "identity:user:deactivate"
@@ -338,6 +339,7 @@ EVENT_LABELS: dict[str, str] = {
     EventTag.PARTY_VERIFY: N_("Verified a party"),
     EventTag.PARTY_REJECT: N_("Rejected an application"),
     EventTag.PARTY_SUSPEND: N_("Suspended a party"),
+    EventTag.PARTY_REINSTATE: N_("Reinstated a party"),
     EventTag.USER_CREATE: N_("Added a user"),
     EventTag.USER_UPDATE: N_("Changed a user"),
     EventTag.USER_DEACTIVATE: N_("Deactivated a user"),

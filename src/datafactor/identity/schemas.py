@@ -81,6 +81,11 @@ class PartyReview(Strict):
     reason: str = Field("", max_length=2000)
 
 
+class PartyStanding(Strict):
+    suspend: bool
+    reason: str = Field(max_length=2000)
+
+
 class UserPublic(BaseModel):
     id: str
     party_id: str

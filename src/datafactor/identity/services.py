@@ -270,6 +270,43 @@ def review_party(
     return party
 
 
+def set_party_standing(
+    session: Session, principal: Principal, party_id: str, *, suspend: bool, reason: str
+) -> Party:
+    """The exchange operator suspends (暂停) a verified party or reinstates a suspended one.
+
+    A suspended party's users can still log in and read their own party, but act on nothing; the
+    reason is recorded and shown to them.
+    """
+    _require(principal, P.IDENTITY_PARTY_VERIFY)
+    party = _get_party_for_update(session, party_id)
+    if party.id == principal.party_id:
+        raise Forbidden(N_("A party cannot change its own standing."))
+    wanted_from = PartyStatus.VERIFIED if suspend else PartyStatus.SUSPENDED
+    if party.status != wanted_from:
+        raise Conflict(
+            N_(
+                "Only a verified party can be suspended, and only a suspended one reinstated "
+                "(this party is {status})."
+            ),
+            status=party.status,
+        )
+    party.status = PartyStatus.SUSPENDED if suspend else PartyStatus.VERIFIED
+    party.status_reason = check_reason(reason)
+    party.reviewed_at, party.reviewed_by = utcnow(), principal.user_id
+    audit.record(
+        session,
+        actor=principal,
+        action=EventTag.PARTY_SUSPEND if suspend else EventTag.PARTY_REINSTATE,
+        object_type="party",
+        object_id=party.id,
+        party_id=party.id,
+        summary=f"{'Suspended' if suspend else 'Reinstated'} {party.kind} {party.name}",
+        reasons=[party.status_reason],
+    )
+    return party
+
+
 def get_party(session: Session, principal: Principal, party_id: str) -> Party:
     """A party the principal may see; another tenant's id answers 'not found', never 'forbidden'."""
     _require(principal, P.IDENTITY_PARTY_READ)

@@ -306,6 +306,35 @@ async def party_review(request: Request, party_id: str, identity: WebUser, db: D
     return redirect(f"/parties/{party_id}")
 
 
+@router.post("/parties/{party_id}/standing")
+async def party_standing(request: Request, party_id: str, identity: WebUser, db: DbDep) -> Response:
+    form = await read_form(request)
+    check_csrf(request, form.get("csrf_token"), identity)
+    try:
+        with db.write() as session:
+            services.set_party_standing(
+                session,
+                identity.principal,
+                party_id,
+                suspend=form.get("action") == "suspend",
+                reason=form.get("reason", ""),
+            )
+    except DomainError as exc:
+        with db.read() as session:
+            party = _public(services.get_party(session, identity.principal, party_id), identity)
+        return render(
+            request,
+            "identity/party_detail.html",
+            identity,
+            status=400,
+            party=party,
+            users=[],
+            **LABELS,
+            **error_text(exc),
+        )
+    return redirect(f"/parties/{party_id}")
+
+
 @router.post("/application/resubmit")
 async def resubmit(request: Request, identity: WebUser, db: DbDep) -> Response:
     form = await read_form(request)
