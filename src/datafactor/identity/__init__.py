@@ -3,6 +3,8 @@
 This is the surface other domains may use; they never import this package's models or tables.
 """
 
+from datafactor import audit as _audit
+from datafactor.identity.domain import EVENT_LABELS as _EVENT_LABELS
 from datafactor.identity.domain import (
     EventTag,
     LockoutPolicy,
@@ -42,9 +44,6 @@ from datafactor.identity.services import (
     start_web_session,
     update_user,
 )
-
-from datafactor import audit as _audit
-from datafactor.identity.domain import EVENT_LABELS as _EVENT_LABELS
 
 _audit.register_action_labels(_EVENT_LABELS)
 
