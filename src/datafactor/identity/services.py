@@ -20,6 +20,7 @@ from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from datafactor import audit
@@ -850,7 +851,7 @@ _RESOLVE_TOKEN = (
 )
 
 
-def resolve_token(session: Session, secret: str) -> Principal:
+def resolve_token(session: Session | Connection, secret: str) -> Principal:
     """The principal behind a bearer token, or Unauthenticated saying why it is refused.
 
     Runs on every API request and checks everything afresh each time: the token exists, is not
