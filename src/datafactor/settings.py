@@ -66,6 +66,18 @@ class Settings(BaseSettings):
         description="Argon2id cost profile: the RFC 9106 low-memory profile, or the cheapest "
         "'test' profile that only the test suite may use (refused in production).",
     )
+    storage_url: str = Field(
+        "",
+        description="Where data bytes live: empty for <var_dir>/storage, or an fsspec URL such "
+        "as s3://bucket/prefix (needs s3fs and its credentials in the environment).",
+    )
+    upload_max_bytes: int = Field(
+        2 * 1024**3, ge=1, description="Largest upload accepted, in bytes (default 2 GiB)."
+    )
+    duckdb_memory_limit: str = Field(
+        "2GB", description="Memory limit of each embedded DuckDB engine (DuckDB syntax)."
+    )
+    duckdb_threads: int = Field(2, ge=1, le=64, description="Threads of each DuckDB engine.")
     db_pool_size: int = Field(10, ge=1, description="Connection pool size per worker (PostgreSQL).")
 
     @model_validator(mode="after")
