@@ -59,14 +59,15 @@ serve: install
 	$(BIN)/datafactor serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/lint-imports --no-cache
 
 typecheck: install
 	$(BIN)/mypy
 
 test: install system-deps lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not soak" $(PYTEST_ARGS)
 
 bench: install system-deps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

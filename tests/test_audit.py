@@ -25,14 +25,20 @@ def count(db):
 def test_each_change_writes_exactly_one_event_with_the_request_id(client, db, enterprise):
     headers = bearer(client, enterprise)
     before = count(db)
-    r = client.post("/api/v1/tokens", headers={**headers, "X-Request-ID": "req-abc-123"},
-                    json={"name": "one", "expires_in_days": 1})
+    r = client.post(
+        "/api/v1/tokens",
+        headers={**headers, "X-Request-ID": "req-abc-123"},
+        json={"name": "one", "expires_in_days": 1},
+    )
     assert r.status_code == 201
     assert count(db) == before + 1
     with db.read() as s:
         last = s.scalar(select(audit.AuditEvent).order_by(audit.AuditEvent.seq.desc()).limit(1))
     assert (last.action, last.request_id, last.party_id) == (
-        "identity:token:create", "req-abc-123", enterprise.party_id)
+        "identity:token:create",
+        "req-abc-123",
+        enterprise.party_id,
+    )
     assert last.actor_username == enterprise.username
     # A refused change writes nothing.
     r = client.post("/api/v1/tokens", headers=headers, json={"name": "", "expires_in_days": 1})
@@ -46,8 +52,11 @@ def test_chain_verifies_and_names_the_altered_event(db):
     report = chain(db)
     assert report.ok and report.events == count(db) >= 6
     with db.write() as s:
-        s.execute(update(audit.AuditEvent).where(audit.AuditEvent.seq == 3)
-                  .values(summary="nothing to see here"))
+        s.execute(
+            update(audit.AuditEvent)
+            .where(audit.AuditEvent.seq == 3)
+            .values(summary="nothing to see here")
+        )
     report = chain(db)
     assert (report.ok, report.broken_seq) == (False, 3)
     assert "altered" in report.problem
@@ -115,8 +124,11 @@ def test_cli_verify_names_the_first_broken_event(db, db_url, monkeypatch):
         assert ok.exit_code == 0, ok.output
         assert "OK" in ok.output
         with db.write() as s:
-            s.execute(update(audit.AuditEvent).where(audit.AuditEvent.seq == 1)
-                      .values(actor_username="mallory"))
+            s.execute(
+                update(audit.AuditEvent)
+                .where(audit.AuditEvent.seq == 1)
+                .values(actor_username="mallory")
+            )
         bad = CliRunner().invoke(cli, ["audit", "verify"])
         assert bad.exit_code == 1
         assert "event 1" in bad.output
@@ -130,9 +142,12 @@ def test_audit_visibility(client, db, enterprise, other_enterprise, regulator):
     assert {e["party_id"] for e in mine["items"]} == {enterprise.party_id}
     everything = client.get("/api/v1/audit/events", headers=bearer(client, regulator)).json()
     assert {enterprise.party_id, other_enterprise.party_id} <= {
-        e["party_id"] for e in everything["items"]}
-    filtered = client.get(f"/api/v1/audit/events?party_id={other_enterprise.party_id}"
-                          "&action=identity:user", headers=bearer(client, regulator)).json()
+        e["party_id"] for e in everything["items"]
+    }
+    filtered = client.get(
+        f"/api/v1/audit/events?party_id={other_enterprise.party_id}&action=identity:user",
+        headers=bearer(client, regulator),
+    ).json()
     assert filtered["total"] >= 1
     assert all(e["action"].startswith("identity:user") for e in filtered["items"])
     staff = make_actor(db, PartyKind.ENTERPRISE, roles=("staff",))

@@ -62,12 +62,31 @@ def test_users_create_and_its_refusals(run, db):
     run("demo", "load")
     with db.read() as s:
         party_id = s.scalar(select(Party.id).where(Party.kind == "enterprise").limit(1))
-    ok = run("users", "create", "--party-id", party_id, "--username", "cli.user",
-             "--password", "Cli-Password-1", "--role", "staff")
+    ok = run(
+        "users",
+        "create",
+        "--party-id",
+        party_id,
+        "--username",
+        "cli.user",
+        "--password",
+        "Cli-Password-1",
+        "--role",
+        "staff",
+    )
     assert ok.exit_code == 0, ok.output
-    again = run("users", "create", "--party-id", party_id, "--username", "cli.user",
-                "--password", "Cli-Password-1")
+    again = run(
+        "users",
+        "create",
+        "--party-id",
+        party_id,
+        "--username",
+        "cli.user",
+        "--password",
+        "Cli-Password-1",
+    )
     assert again.exit_code == 2
-    short = run("users", "create", "--party-id", party_id, "--username", "cli.other",
-                "--password", "short")
+    short = run(
+        "users", "create", "--party-id", party_id, "--username", "cli.other", "--password", "short"
+    )
     assert short.exit_code == 2

@@ -8,38 +8,29 @@ nothing else about a domain is known here.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from datafactor import __version__, context
+from datafactor import __version__
 from datafactor.db import Database
 from datafactor.settings import Settings, get_settings
 from datafactor.web import audit_routes, core_views, problems
 from datafactor.web.deps import LANG_COOKIE, reject_unknown_query
-from datafactor.web.i18n import pick_locale
+from datafactor.web.middleware import RequestContextMiddleware
 from datafactor.web.templating import make_templates
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
-
-_SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self'; frame-ancestors 'none'; form-action 'self'"
-    ),
-}
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     from datafactor.identity import api as identity_api
     from datafactor.identity import views as identity_views
+    from datafactor.ledger import api as ledger_api
+    from datafactor.ledger import views as ledger_views
 
     settings = settings or get_settings()
     app = FastAPI(
@@ -54,37 +45,21 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.templates = make_templates()
     problems.install(app)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request.headers.get("X-Request-ID", "")[:64] or context.new_request_id()
-        request.state.request_id = rid
-        locale = pick_locale(
-            request.cookies.get(LANG_COOKIE),
-            request.headers.get("Accept-Language"),
-            settings.default_locale,
-        )
-        rid_token, locale_token = context.request_id.set(rid), context.locale.set(locale)
-        try:
-            response = await call_next(request)
-        finally:
-            context.request_id.reset(rid_token)
-            context.locale.reset(locale_token)
-        response.headers["X-Request-ID"] = rid
-        for key, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        return response
+    app.add_middleware(
+        RequestContextMiddleware, default_locale=settings.default_locale, lang_cookie=LANG_COOKIE
+    )
 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(reject_unknown_query)])
     api.include_router(identity_api.router)
     api.include_router(audit_routes.api_router)
+    api.include_router(ledger_api.router)
     app.include_router(api)
     # Console pages refuse unknown query parameters too (a typo must not silently drop a filter).
     strict = [Depends(reject_unknown_query)]
     app.include_router(core_views.router, dependencies=strict)
     app.include_router(identity_views.router, dependencies=strict)
     app.include_router(audit_routes.views_router, dependencies=strict)
+    app.include_router(ledger_views.router, dependencies=strict)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

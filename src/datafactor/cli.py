@@ -19,6 +19,7 @@ from datafactor import audit
 from datafactor.db import Database
 from datafactor.errors import DomainError
 from datafactor.identity.cli import users_app
+from datafactor.ledger.cli import ledger_app, verify_receipt_cmd, witness_cmd
 from datafactor.settings import get_settings
 from datafactor.web.cli_support import fail as _fail
 
@@ -30,6 +31,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
+app.add_typer(ledger_app, name="ledger")
+app.command("witness")(witness_cmd)
+app.command("verify-receipt")(verify_receipt_cmd)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

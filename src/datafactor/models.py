@@ -5,4 +5,5 @@ from __future__ import annotations
 
 def load_all_models() -> None:
     import datafactor.audit
-    import datafactor.identity.models  # noqa: F401
+    import datafactor.identity.models
+    import datafactor.ledger.models  # noqa: F401

@@ -12,8 +12,11 @@ PROBLEM = "application/problem+json"
 
 def application(**over):
     body = {
-        "kind": "enterprise", "name": "广西新数科技有限公司", "name_en": "Xinshu Tech",
-        "code": make_uscc("9", "1", "450100", "XA000001"), "admin_username": "xinshu.admin",
+        "kind": "enterprise",
+        "name": "广西新数科技有限公司",
+        "name_en": "Xinshu Tech",
+        "code": make_uscc("9", "1", "450100", "XA000001"),
+        "admin_username": "xinshu.admin",
         "admin_password": PASSWORD,
     }
     body.update(over)
@@ -36,12 +39,16 @@ def test_wrong_password_is_401_problem_json(client, enterprise):
 
 
 def test_lockout_through_the_api(client, enterprise):
-    codes = [client.post("/api/v1/auth/token",
-                         json={"username": enterprise.username, "password": "bad-pass"}).status_code
-             for _ in range(5)]
+    codes = [
+        client.post(
+            "/api/v1/auth/token", json={"username": enterprise.username, "password": "bad-pass"}
+        ).status_code
+        for _ in range(5)
+    ]
     assert codes == [401, 401, 401, 401, 423]
-    r = client.post("/api/v1/auth/token",
-                    json={"username": enterprise.username, "password": PASSWORD})
+    r = client.post(
+        "/api/v1/auth/token", json={"username": enterprise.username, "password": PASSWORD}
+    )
     assert r.status_code == 423
     assert "15" in r.json()["detail"]
 
@@ -51,8 +58,9 @@ def test_apply_then_read_own_pending_party(client):
     assert r.status_code == 201, r.text
     party = r.json()
     assert party["status"] == "pending"
-    token = client.post("/api/v1/auth/token",
-                        json={"username": "xinshu.admin", "password": PASSWORD}).json()
+    token = client.post(
+        "/api/v1/auth/token", json={"username": "xinshu.admin", "password": PASSWORD}
+    ).json()
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     assert client.get(f"/api/v1/parties/{party['id']}", headers=headers).status_code == 200
     # A pending party cannot manage users yet.
@@ -64,14 +72,16 @@ def test_apply_then_read_own_pending_party(client):
 def test_bad_check_digit_names_the_character_in_the_callers_language(client):
     code = make_uscc("9", "1", "450100", "XA000001")
     wrong = code[:17] + ("1" if code[17] != "1" else "2")
-    r = client.post("/api/v1/parties", json=application(code=wrong),
-                    headers={"Accept-Language": "en"})
+    r = client.post(
+        "/api/v1/parties", json=application(code=wrong), headers={"Accept-Language": "en"}
+    )
     assert r.status_code == 422
     body = r.json()
     assert body["field"] == "code"
     assert "Character 18" in body["detail"] and f"'{code[17]}'" in body["detail"]
-    r = client.post("/api/v1/parties", json=application(code=wrong),
-                    headers={"Accept-Language": "zh-CN"})
+    r = client.post(
+        "/api/v1/parties", json=application(code=wrong), headers={"Accept-Language": "zh-CN"}
+    )
     assert "18" in r.json()["detail"]
     assert "Character" not in r.json()["detail"]  # answered in Chinese
 
@@ -84,8 +94,9 @@ def test_duplicate_code_is_409(client):
 
 
 def test_malformed_json_and_unknown_fields(client):
-    r = client.post("/api/v1/parties", content=b"{not json",
-                    headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/api/v1/parties", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 400
     assert r.headers["content-type"].startswith(PROBLEM)
     r = client.post("/api/v1/parties", json=application(surprise=1))
@@ -118,18 +129,30 @@ def test_operator_reviews_over_the_api(client, operator):
     headers = bearer(client, operator)
     pending = client.get("/api/v1/parties?status=pending", headers=headers).json()
     assert [p["id"] for p in pending["items"]] == [party["id"]]
-    r = client.post(f"/api/v1/parties/{party['id']}/review", json={"approve": False},
-                    headers=headers)
+    r = client.post(
+        f"/api/v1/parties/{party['id']}/review", json={"approve": False}, headers=headers
+    )
     assert r.status_code == 422
-    r = client.post(f"/api/v1/parties/{party['id']}/review",
-                    json={"approve": True, "reason": ""}, headers=headers)
+    r = client.post(
+        f"/api/v1/parties/{party['id']}/review",
+        json={"approve": True, "reason": ""},
+        headers=headers,
+    )
     assert r.json()["status"] == "verified"
 
 
 def test_users_and_tokens_lifecycle(client, enterprise):
     headers = bearer(client, enterprise)
-    r = client.post("/api/v1/users", headers=headers, json={
-        "username": "acme.clerk", "display_name": "李四", "password": PASSWORD, "roles": ["staff"]})
+    r = client.post(
+        "/api/v1/users",
+        headers=headers,
+        json={
+            "username": "acme.clerk",
+            "display_name": "李四",
+            "password": PASSWORD,
+            "roles": ["staff"],
+        },
+    )
     assert r.status_code == 201, r.text
     user_id = r.json()["id"]
     r = client.patch(f"/api/v1/users/{user_id}", headers=headers, json={"roles": ["wizard"]})
@@ -139,8 +162,11 @@ def test_users_and_tokens_lifecycle(client, enterprise):
     users = client.get("/api/v1/users", headers=headers).json()
     assert users["total"] == 2
 
-    r = client.post("/api/v1/tokens", headers=headers,
-                    json={"name": "etl", "scopes": ["identity:party:read"], "expires_in_days": 7})
+    r = client.post(
+        "/api/v1/tokens",
+        headers=headers,
+        json={"name": "etl", "scopes": ["identity:party:read"], "expires_in_days": 7},
+    )
     assert r.status_code == 201
     issued = r.json()
     scoped = {"Authorization": f"Bearer {issued['token']}"}
@@ -164,8 +190,9 @@ def test_missing_or_garbage_token(client, enterprise):
 def test_individuals_resident_id_is_masked_for_others(client, db, regulator):
     person = make_actor(db, PartyKind.INDIVIDUAL)
     own = client.get(f"/api/v1/parties/{person.party_id}", headers=bearer(client, person)).json()
-    seen = client.get(f"/api/v1/parties/{person.party_id}",
-                      headers=bearer(client, regulator)).json()
+    seen = client.get(
+        f"/api/v1/parties/{person.party_id}", headers=bearer(client, regulator)
+    ).json()
     assert "*" not in own["code"]
     assert "*" in seen["code"] and seen["code"][:6] == own["code"][:6]
 

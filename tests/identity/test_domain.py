@@ -26,7 +26,9 @@ USCC = make_uscc("9", "1", "450100", "AB123456")
 
 
 def app(kind=PartyKind.ENTERPRISE, code=USCC, **kw):
-    return PartyApplication(kind=kind, name=kw.pop("name", "广西测试有限公司"), name_en="", code=code, **kw)
+    return PartyApplication(
+        kind=kind, name=kw.pop("name", "广西测试有限公司"), name_en="", code=code, **kw
+    )
 
 
 def test_valid_application_is_normalised():
@@ -78,9 +80,12 @@ def test_service_firm_must_name_its_service():
     with pytest.raises(InvalidInput) as info:
         check_application(app(PartyKind.SERVICE_FIRM), TODAY)
     assert info.value.field == "service_role"
-    assert check_application(
-        app(PartyKind.SERVICE_FIRM, service_role=ServiceRole.BROKER), TODAY
-    ).service_role is ServiceRole.BROKER
+    assert (
+        check_application(
+            app(PartyKind.SERVICE_FIRM, service_role=ServiceRole.BROKER), TODAY
+        ).service_role
+        is ServiceRole.BROKER
+    )
 
 
 @pytest.mark.parametrize(("name", "field"), [("", "name"), ("x" * 129, "name")])
@@ -123,8 +128,13 @@ def test_token_scopes_cannot_exceed_what_the_owner_holds():
     held = frozenset({Permission.IDENTITY_PARTY_READ})
     name, scopes = check_token_request("ci", ["identity:party:read"], 30, held, 365)
     assert (name, scopes) == ("ci", {Permission.IDENTITY_PARTY_READ})
-    for bad_scopes, days in ((["identity:user:manage"], 30), (["nope:x:y"], 30), ([], 30),
-                             (["identity:party:read"], 0), (["identity:party:read"], 366)):
+    for bad_scopes, days in (
+        (["identity:user:manage"], 30),
+        (["nope:x:y"], 30),
+        ([], 30),
+        (["identity:party:read"], 0),
+        (["identity:party:read"], 366),
+    ):
         with pytest.raises(InvalidInput):
             check_token_request("ci", bad_scopes, days, held, 365)
 

@@ -316,3 +316,26 @@ def test_operator_suspends_and_reinstates_with_reasons(db, operator, enterprise)
         services.set_party_standing(
             s, principal(db, enterprise), enterprise.party_id, suspend=True, reason="self"
         )
+
+
+def test_verification_is_published_in_the_ledger_without_personal_data(db, operator):
+    import json
+
+    from datafactor import ledger
+
+    def entries():
+        with db.read() as s:
+            return [json.loads(ledger.get_entry(s, i).entry) for i in range(ledger.tree_size(s))]
+
+    before = len(entries())
+    person = make_actor(db, PartyKind.INDIVIDUAL)  # registered verified directly
+    party_id = apply(db)
+    with db.write() as s:
+        services.review_party(s, principal(db, operator), party_id, approve=True)
+    published = [e for e in entries()[before:] if e["kind"] == "identity.party.verified"]
+    assert [e["payload"]["party_id"] for e in published] == [person.party_id, party_id]
+    with db.read() as s:
+        resident_id = s.get(Party, person.party_id).code
+    assert "code_sha256" not in published[0]["payload"]
+    assert resident_id not in json.dumps(published)
+    assert len(published[1]["payload"]["code_sha256"]) == 64

@@ -18,9 +18,16 @@ def csrf_of(html: str) -> str:
 
 def web_login(client, actor, password=PASSWORD):
     page = client.get("/login")
-    return client.post("/login", data={"username": actor.username, "password": password,
-                                       "csrf_token": csrf_of(page.text), "next": "/"},
-                       follow_redirects=False)
+    return client.post(
+        "/login",
+        data={
+            "username": actor.username,
+            "password": password,
+            "csrf_token": csrf_of(page.text),
+            "next": "/",
+        },
+        follow_redirects=False,
+    )
 
 
 def test_dashboard_requires_login(client):
@@ -49,8 +56,10 @@ def test_login_without_csrf_token_is_refused(client, enterprise):
     r = client.post("/login", data={"username": enterprise.username, "password": PASSWORD})
     assert r.status_code == 403
     client.cookies.clear()
-    r = client.post("/login", data={"username": enterprise.username, "password": PASSWORD,
-                                    "csrf_token": "forged"})
+    r = client.post(
+        "/login",
+        data={"username": enterprise.username, "password": PASSWORD, "csrf_token": "forged"},
+    )
     assert r.status_code == 403
 
 
@@ -87,8 +96,10 @@ def test_logout_ends_the_session_server_side(client, enterprise):
 
 def test_logged_in_form_needs_the_session_csrf_token(client, enterprise):
     web_login(client, enterprise)
-    r = client.post("/users", data={"username": "x.y", "password": PASSWORD, "roles": "staff",
-                                    "csrf_token": "wrong"})
+    r = client.post(
+        "/users",
+        data={"username": "x.y", "password": PASSWORD, "roles": "staff", "csrf_token": "wrong"},
+    )
     assert r.status_code == 403
 
 
@@ -96,8 +107,14 @@ def test_apply_form_reports_the_wrong_character_and_keeps_input(client):
     page = client.get("/apply")
     code = make_uscc("9", "1", "450100", "WB000001")
     wrong = code[:17] + ("1" if code[17] != "1" else "2")
-    form = {"csrf_token": csrf_of(page.text), "kind": "enterprise", "name": "网页申请公司",
-            "code": wrong, "admin_username": "web.admin", "admin_password": PASSWORD}
+    form = {
+        "csrf_token": csrf_of(page.text),
+        "kind": "enterprise",
+        "name": "网页申请公司",
+        "code": wrong,
+        "admin_username": "web.admin",
+        "admin_password": PASSWORD,
+    }
     r = client.post("/apply", data=form)
     assert r.status_code == 400
     error = re.search(r'data-testid="error">([^<]+)<', r.text).group(1)
@@ -114,12 +131,16 @@ def test_operator_reviews_in_the_console(client, db, operator):
     web_login(client, operator)
     page = client.get(f"/parties/{pending.party_id}")
     assert 'data-testid="review-form"' in page.text
-    r = client.post(f"/parties/{pending.party_id}/review",
-                    data={"csrf_token": csrf_of(page.text), "decision": "reject", "reason": ""})
+    r = client.post(
+        f"/parties/{pending.party_id}/review",
+        data={"csrf_token": csrf_of(page.text), "decision": "reject", "reason": ""},
+    )
     assert r.status_code == 400 and 'data-testid="error"' in r.text
-    r = client.post(f"/parties/{pending.party_id}/review",
-                    data={"csrf_token": csrf_of(page.text), "decision": "approve"},
-                    follow_redirects=False)
+    r = client.post(
+        f"/parties/{pending.party_id}/review",
+        data={"csrf_token": csrf_of(page.text), "decision": "approve"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     assert 'class="badge verified"' in client.get(f"/parties/{pending.party_id}").text
 
@@ -151,8 +172,15 @@ def test_error_pages_in_both_languages(client):
 def test_tokens_page_shows_the_secret_once(client, enterprise):
     web_login(client, enterprise)
     page = client.get("/tokens")
-    r = client.post("/tokens", data={"csrf_token": csrf_of(page.text), "name": "nightly",
-                                     "expires_in_days": "7", "scopes": "identity:party:read"})
+    r = client.post(
+        "/tokens",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "name": "nightly",
+            "expires_in_days": "7",
+            "scopes": "identity:party:read",
+        },
+    )
     secret = re.search(r'data-testid="token-secret">(dft_[^<]+)<', r.text).group(1)
     assert secret not in client.get("/tokens").text
 

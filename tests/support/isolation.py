@@ -113,7 +113,11 @@ ENDPOINTS: list[ObjectEndpoint] = [
 ]
 
 # Routes with a path parameter that are deliberately public (no tenant owns them).
-PUBLIC: dict[str, str] = {}
+PUBLIC: dict[str, str] = {
+    "GET /api/v1/ledger/entries/{index}": "the transparency log is public by design (issue 3)",
+    "GET /api/v1/ledger/entries/by-hash/{leaf_hash}": "public transparency log lookup",
+    "GET /api/v1/ledger/receipts/{index}": "receipts are built from public log data only",
+}
 
 
 def headers_for(client: TestClient, actor: Actor) -> dict[str, str]:

@@ -140,9 +140,10 @@ def parties(
 
 
 @router.get("/parties/{party_id}", response_model=PartyPublic, summary="One party")
-def party(party_id: str, principal: ApiPrincipal, db: DbDep) -> PartyPublic:
-    with db.read() as session:
-        return _party_out(services.get_party(session, principal, party_id), principal)
+async def party(party_id: str, principal: ApiPrincipal, db: DbDep) -> PartyPublic:
+    return await db.run_read(
+        lambda session: _party_out(services.get_party(session, principal, party_id), principal)
+    )
 
 
 @router.post(

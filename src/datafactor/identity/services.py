@@ -19,11 +19,11 @@ from datetime import date, datetime, timedelta
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import bindparam, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from datafactor import audit
+from datafactor import audit, ledger
 from datafactor.db import utcnow
 from datafactor.errors import (
     N_,
@@ -38,6 +38,7 @@ from datafactor.errors import (
 from datafactor.identity.domain import (
     KIND_CODE_TYPE,
     SELF_SERVICE_KINDS,
+    CodeType,
     EventTag,
     LockoutPolicy,
     PartyApplication,
@@ -154,6 +155,7 @@ def register_party(
     if verified:
         party.reviewed_at = utcnow()
         party.reviewed_by = actor.user_id if actor else None
+        _publish_verification(session, party)
     audit.record(
         session,
         actor=actor,
@@ -192,6 +194,19 @@ def _insert_party(session: Session, app: PartyApplication, status: PartyStatus) 
             code="duplicate-code",
         ) from None
     return party
+
+
+def _publish_verification(session: Session, party: Party) -> None:
+    """Append the verification to the public transparency ledger, without personal information.
+
+    Organisations' codes are public registry data, so their SHA-256 lets anyone match an entry to
+    a code they hold; an individual's resident ID is not, and is left out entirely (its 18 digits
+    are too few to hide behind a hash).
+    """
+    payload = {"party_id": party.id, "kind": party.kind, "country": party.country}
+    if party.code_type != CodeType.RESIDENT_ID:
+        payload["code_sha256"] = hashlib.sha256(party.code.encode()).hexdigest()
+    ledger.append_event(session, "identity.party.verified", payload)
 
 
 def resubmit_application(
@@ -253,6 +268,7 @@ def review_party(
         party.status, party.status_reason = PartyStatus.VERIFIED, reason.strip()
         tag, summary = EventTag.PARTY_VERIFY, f"Verified {party.kind} {party.name}"
         reasons = [f"identifier {party.code_type} checked"]
+        _publish_verification(session, party)
     else:
         party.status, party.status_reason = PartyStatus.REJECTED, check_reason(reason)
         tag, summary = EventTag.PARTY_REJECT, f"Rejected application of {party.name}"

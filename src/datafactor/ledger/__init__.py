@@ -3,7 +3,10 @@
 Entries are canonicalised with RFC 8785 JSON, hashed into an RFC 6962/9162 Merkle tree and
 published as C2SP checkpoints signed by the log and cosigned by witnesses, so anyone can prove an
 entry is in the log and that the log never rewrote its history. This package surface re-exports
-the pure domain core (``datafactor.ledger.domain``); other packages import from here only.
+the pure domain core (``datafactor.ledger.domain``), the offline receipt format, and the service
+functions other domains use to put their events in the log (``append_event`` inside their own
+transaction) and to hand out evidence (``receipt_for``, ``prove_inclusion``); other packages
+import from here only.
 """
 
 from __future__ import annotations
@@ -43,39 +46,77 @@ from datafactor.ledger.domain import (
     verify_consistency,
     verify_inclusion,
 )
+from datafactor.ledger.receipt import Receipt, ReceiptCheck, verify_receipt
+from datafactor.ledger.services import (
+    Appended,
+    InclusionProof,
+    LedgerRequestError,
+    StoredEntry,
+    anchor_audit_head,
+    append_event,
+    append_many,
+    append_with_proofs,
+    event_entry,
+    find_by_leaf_hash,
+    get_entry,
+    keys_for,
+    prove_consistency,
+    prove_inclusion,
+    receipt_for,
+    tree_size,
+)
 
 __all__ = [
     "ALG_COSIGNATURE_V1",
     "ALG_ED25519",
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "Appended",
     "Checkpoint",
     "CosignatureVerifier",
     "Cosigner",
     "HashReader",
+    "InclusionProof",
+    "LedgerRequestError",
     "MemoryTree",
     "NoteSignature",
     "NoteSigner",
     "NoteVerifier",
+    "Receipt",
+    "ReceiptCheck",
     "Signer",
+    "StoredEntry",
     "UnverifiedNoteError",
     "Verifier",
+    "anchor_audit_head",
+    "append_event",
+    "append_many",
+    "append_with_proofs",
     "canonical_json",
     "consistency_proof",
+    "event_entry",
+    "find_by_leaf_hash",
     "format_note",
     "generate_key",
+    "get_entry",
     "inclusion_proof",
     "is_valid_key_name",
     "key_hash",
+    "keys_for",
     "leaf_hash",
     "node_hash",
     "open_note",
     "parse_note",
+    "prove_consistency",
+    "prove_inclusion",
     "range_hash",
+    "receipt_for",
     "root_from_leaf_hashes",
     "serialize_number",
     "sign_note",
     "tree_root",
+    "tree_size",
     "verify_consistency",
     "verify_inclusion",
+    "verify_receipt",
 ]

@@ -81,7 +81,12 @@ def _error_page(request: Request, status: int, detail: str) -> Response:
     response: Response = templates.TemplateResponse(
         request,
         "error.html",
-        {"status": status, "title": _(_STATUS_TITLES.get(status, "Error")), "detail": detail},
+        {
+            "status": status,
+            "title": _(_STATUS_TITLES.get(status, "Error")),
+            "detail": detail,
+            "path": request.url.path,
+        },
         status_code=status,
     )
     return response

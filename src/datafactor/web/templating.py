@@ -53,6 +53,7 @@ def make_templates() -> Jinja2Templates:
     env.filters["local_time"] = local_time
     env.filters["action_label"] = action_label
     env.globals.update(
+        path="",  # pages pass the request path; error pages may not
         LOCALES=LOCALES,
         LOCALE_NAMES=LOCALE_NAMES,
         current_locale=lambda: context.locale.get(),

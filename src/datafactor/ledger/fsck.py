@@ -1,0 +1,536 @@
+"""``ledger verify``: re-derive the whole tree from the entry bytes and check everything stored.
+
+The log is cut into aligned perfect subtrees (the binary decomposition of its size, the larger
+pieces halved until there is work for every core). Each piece is read in aligned chunks of
+``2**CHUNK_LEVEL`` entries straight from the DB-API cursor (the ORM would cost more than the
+hashing); every entry is re-hashed and compared with its stored leaf hash, every interior node the
+chunk completes is rebuilt and compared with the stored one, and the piece's root — plus the
+piece-local part of the root at every signed checkpoint size inside it — is handed back. Pieces
+are independent, so on a large log they are scanned by forked worker processes, each with its
+own database connection, and only the few nodes that straddle pieces and the final folds are
+done by the parent. The fork-based workers need a POSIX system and a single-threaded caller (the
+CLI); otherwise, and for small logs, everything runs in the calling process.
+
+Every disagreement is reported with the range of entries it implicates, and ``first_bad_index``
+names the earliest: an entry whose bytes do not hash to its stored leaf hash is named exactly; a
+stored node that does not match the entries names its subtree; an entry rewritten together with
+every hash above it is caught by the signed checkpoints and bracketed between the last one that
+still matches and the first that does not; a truncated log names the first missing entry.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from datafactor.ledger.merkle import EMPTY_ROOT, node_hash
+from datafactor.ledger.models import LedgerCheckpoint, LedgerEntry
+from datafactor.ledger.note import Checkpoint, Verifier, open_note, parse_note
+from datafactor.ledger.services import log_verifiers, tree_size
+
+CHUNK_LEVEL = 14
+CHUNK = 1 << CHUNK_LEVEL
+PARALLEL_MIN = 1 << 18
+MAX_PROBLEMS = 100
+
+
+@dataclass
+class VerifyProblem:
+    """One disagreement, located as precisely as the stored data allows."""
+
+    first_index: int
+    last_index: int
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of ``verify_log``: the re-derived roots against the signed checkpoints."""
+
+    size: int = 0
+    entries_checked: int = 0
+    checkpoint_size: int | None = None
+    checkpoint_root: str | None = None
+    root: str | None = None
+    checkpoints_checked: int = 0
+    workers: int = 1
+    problems: list[VerifyProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad_index(self) -> int | None:
+        """The earliest index the problems point at, preferring the most precise evidence.
+
+        Each problem says "some entry in [first, last] is bad". Taking the narrowest first, a
+        problem whose range already holds an index named by a more precise one adds nothing
+        (a changed entry also breaks the checkpoints after it); any other names its first index.
+        """
+        named: list[int] = []
+        for p in sorted(self.problems, key=lambda p: (p.last_index - p.first_index, p.first_index)):
+            if not any(p.first_index <= i <= p.last_index for i in named):
+                named.append(p.first_index)
+        return min(named, default=None)
+
+    def add(self, first: int, last: int, message: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(VerifyProblem(first, last, message))
+
+
+@dataclass
+class _Piece:
+    """The scan of one aligned perfect subtree ``[offset, offset + 2**level)`` (or its prefix)."""
+
+    offset: int
+    level: int
+    root: bytes = b""
+    local_roots: dict[int, bytes] = field(default_factory=dict)
+    problems: list[VerifyProblem] = field(default_factory=list)
+    checked: int = 0
+    missing_at: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "offset": self.offset,
+            "level": self.level,
+            "root": self.root.hex(),
+            "local_roots": {str(k): v.hex() for k, v in self.local_roots.items()},
+            "problems": [[p.first_index, p.last_index, p.message] for p in self.problems],
+            "checked": self.checked,
+            "missing_at": self.missing_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _Piece:
+        return cls(
+            offset=data["offset"],
+            level=data["level"],
+            root=bytes.fromhex(data["root"]),
+            local_roots={int(k): bytes.fromhex(v) for k, v in data["local_roots"].items()},
+            problems=[VerifyProblem(a, b, m) for a, b, m in data["problems"]],
+            checked=data["checked"],
+            missing_at=data["missing_at"],
+        )
+
+
+class _Problems:
+    def __init__(self, sink: list[VerifyProblem]) -> None:
+        self.sink = sink
+
+    def add(self, first: int, last: int, message: str) -> None:
+        if len(self.sink) < MAX_PROBLEMS:
+            self.sink.append(VerifyProblem(first, last, message))
+
+
+def _levels(hashes: list[bytes]) -> list[list[bytes]]:
+    """Every complete perfect subtree of an aligned run of leaf hashes, level by level."""
+    levels = [hashes]
+    current = hashes
+    sha = hashlib.sha256
+    while len(current) > 1:
+        current = [
+            sha(b"\x01" + a + b).digest()
+            for a, b in zip(current[0::2], current[1::2], strict=False)
+        ]
+        levels.append(current)
+    return levels
+
+
+def _fold_onto(prefix: Sequence[bytes], local: bytes) -> bytes:
+    result = local
+    for piece in reversed(prefix):
+        result = node_hash(piece, result)
+    return result
+
+
+def _raw_cursor(session: Session) -> tuple[Any, str]:
+    connection = session.connection()
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    placeholder = "?" if connection.dialect.name == "sqlite" else "%s"
+    return dbapi.cursor(), placeholder
+
+
+def _decompose(size: int) -> list[tuple[int, int]]:
+    """The aligned perfect subtrees covering ``[0, size)``, largest first: (offset, level)."""
+    out = []
+    offset = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            out.append((offset, level))
+            offset += 1 << level
+    return out
+
+
+def _split_for(pieces: list[tuple[int, int]], workers: int) -> list[list[tuple[int, int]]]:
+    """Halve the largest pieces until each worker can get a fair, contiguous share."""
+    pieces = list(pieces)
+    while len(pieces) < 4 * workers:
+        biggest = max(range(len(pieces)), key=lambda i: pieces[i][1])
+        offset, level = pieces[biggest]
+        if level <= CHUNK_LEVEL:
+            break
+        half = level - 1
+        pieces[biggest : biggest + 1] = [(offset, half), (offset + (1 << half), half)]
+    total = sum(1 << level for _, level in pieces)
+    groups: list[list[tuple[int, int]]] = [[]]
+    done = 0
+    for piece in pieces:
+        if groups[-1] and done >= total * len(groups) / workers and len(groups) < workers:
+            groups.append([])
+        groups[-1].append(piece)
+        done += 1 << piece[1]
+    return groups
+
+
+def _scan_piece(
+    cursor: Any,
+    ph: str,
+    offset: int,
+    level: int,
+    sizes: Sequence[int],
+    progress: Callable[[int], None] | None = None,
+) -> _Piece:
+    """Re-hash the perfect subtree at ``offset`` of ``2**level`` leaves; see the module doc."""
+    piece = _Piece(offset, level)
+    problems = _Problems(piece.problems)
+    end = offset + (1 << level)
+    wanted = [s for s in sizes if offset < s <= end]
+    next_size = 0
+    stack: list[tuple[int, bytes]] = []
+    sha = hashlib.sha256
+    chunk = min(CHUNK, 1 << level)
+    position = offset
+    while position < end:
+        stop = position + chunk
+        cursor.execute(
+            "SELECT entry, leaf_hash FROM ledger_entry "  # noqa: S608 - fixed SQL
+            f"WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
+            (position, stop),
+        )
+        rows = cursor.fetchall()
+        if len(rows) != stop - position:
+            cursor.execute(
+                f"SELECT idx FROM ledger_entry WHERE idx >= {ph} AND idx < {ph}",  # noqa: S608
+                (position, stop),
+            )
+            present = {r[0] for r in cursor.fetchall()}
+            missing = next(i for i in range(position, stop) if i not in present)
+            piece.missing_at = missing
+            return piece
+        entries, stored = zip(*rows, strict=True)
+        hashes = [sha(b"\x00" + e).digest() for e in entries]
+        if hashes != list(stored):
+            for k, (a, b) in enumerate(zip(hashes, stored, strict=True)):
+                if a != bytes(b):
+                    i = position + k
+                    problems.add(i, i, f"entry {i} does not match its stored leaf hash")
+        levels = _levels(hashes)
+        _check_chunk_nodes(cursor, ph, position, levels, problems)
+        while next_size < len(wanted) and wanted[next_size] <= stop:
+            s = wanted[next_size]
+            next_size += 1
+            pieces = [h for _, h in stack]
+            rest, at = s - position, 0
+            for lvl in range(rest.bit_length() - 1, -1, -1):
+                if rest >> lvl & 1:
+                    pieces.append(levels[lvl][at >> lvl])
+                    at += 1 << lvl
+            piece.local_roots[s] = _fold_onto(pieces[:-1], pieces[-1])
+        _push_checked(cursor, ph, stack, len(levels) - 1, levels[-1][0], position, problems)
+        piece.checked += stop - position
+        if progress is not None:
+            progress(stop - position)
+        position = stop
+    assert len(stack) == 1
+    assert stack[0][0] == level
+    piece.root = stack[0][1]
+    return piece
+
+
+def _check_chunk_nodes(
+    cursor: Any, ph: str, start: int, levels: list[list[bytes]], problems: _Problems
+) -> None:
+    """Compare the stored interior nodes inside one aligned chunk with the rebuilt ones."""
+    for level in range(1, len(levels)):
+        rebuilt = levels[level]
+        first = start >> level
+        cursor.execute(
+            "SELECT hash FROM ledger_node "  # noqa: S608 - fixed SQL
+            f"WHERE level = {ph} AND idx >= {ph} AND idx < {ph} ORDER BY idx",
+            (level, first, first + len(rebuilt)),
+        )
+        stored = [r[0] for r in cursor.fetchall()]
+        if stored == rebuilt:
+            continue
+        cursor.execute(
+            "SELECT idx, hash FROM ledger_node "  # noqa: S608 - fixed SQL
+            f"WHERE level = {ph} AND idx >= {ph} AND idx < {ph}",
+            (level, first, first + len(rebuilt)),
+        )
+        by_index = {r[0]: bytes(r[1]) for r in cursor.fetchall()}
+        for k, digest in enumerate(rebuilt):
+            found = by_index.get(first + k)
+            if found != digest:
+                _node_problem(problems, level, first + k, found is None)
+
+
+def _node_problem(problems: _Problems, level: int, index: int, missing: bool) -> None:
+    lo = index << level
+    hi = lo + (1 << level) - 1
+    what = "is missing" if missing else "does not match the entries"
+    problems.add(
+        lo, hi, f"stored node (level {level}, index {index}) over entries {lo}..{hi} {what}"
+    )
+
+
+def _push_checked(
+    cursor: Any,
+    ph: str,
+    stack: list[tuple[int, bytes]],
+    level: int,
+    digest: bytes,
+    first_leaf: int,
+    problems: _Problems,
+) -> None:
+    """Push an aligned subtree on a compact range, checking each stored node a merge completes."""
+    while stack and stack[-1][0] == level:
+        _, left = stack.pop()
+        digest = node_hash(left, digest)
+        level += 1
+        index = first_leaf >> level
+        cursor.execute(
+            f"SELECT hash FROM ledger_node WHERE level = {ph} AND idx = {ph}",  # noqa: S608
+            (level, index),
+        )
+        row = cursor.fetchone()
+        if row is None or bytes(row[0]) != digest:
+            _node_problem(problems, level, index, row is None)
+    stack.append((level, digest))
+
+
+def _scan_in_children(
+    url: str, groups: list[list[tuple[int, int]]], sizes: Sequence[int]
+) -> list[_Piece]:
+    """Scan each group of pieces in a forked child with its own connection; keep the order."""
+    from datafactor.db import Database
+
+    children = []
+    for group in groups:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, measured by the parent's results
+            status = 0
+            try:
+                os.close(read_fd)
+                db = Database(url, pool_size=1)
+                with db.read() as session:
+                    cursor, ph = _raw_cursor(session)
+                    pieces = [_scan_piece(cursor, ph, o, lv, sizes) for o, lv in group]
+                payload = json.dumps([p.to_json() for p in pieces]).encode()
+            except BaseException as exc:
+                payload = json.dumps({"error": repr(exc)}).encode()
+                status = 1
+            view = memoryview(payload)
+            while view:
+                written = os.write(write_fd, view)
+                view = view[written:]
+            os._exit(status)  # no atexit, no GC of the parent's connections
+        os.close(write_fd)
+        children.append((pid, read_fd))
+    results: list[_Piece] = []
+    errors = []
+    for pid, read_fd in children:
+        with os.fdopen(read_fd, "rb") as pipe:
+            data = json.loads(pipe.read() or b'{"error": "worker died"}')
+        os.waitpid(pid, 0)
+        if isinstance(data, dict):
+            errors.append(str(data.get("error")))
+        else:
+            results.extend(_Piece.from_json(d) for d in data)
+    if errors:
+        raise RuntimeError("verify worker failed: " + "; ".join(errors))
+    return results
+
+
+def _can_fork() -> bool:
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def verify_log(
+    session: Session,
+    verifiers: Sequence[Verifier] | None = None,
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Re-derive the whole tree from the entry bytes and check it against everything signed.
+
+    Checks, naming the first index where each fails: every stored leaf hash is SHA-256(0x00 ||
+    entry); every stored interior node equals the one rebuilt from the entries; the latest
+    checkpoint's signature verifies under a log key; every stored checkpoint's signed root equals
+    the rebuilt root at its size; the log holds every entry a checkpoint covers. ``workers``
+    defaults to the number of CPUs for large logs (see the module doc).
+    """
+    report = VerifyReport()
+    size = tree_size(session)
+    report.size = size
+    verifiers = list(verifiers) if verifiers is not None else log_verifiers(session)
+    signed = _signed_roots(session, verifiers, size, report)
+    target = max([size, *signed])
+    stored_rows = session.scalar(select(func.count()).select_from(LedgerEntry)) or 0
+    if stored_rows != size:
+        report.add(
+            min(stored_rows, size),
+            max(stored_rows, size),
+            f"the head says {size} entries but {stored_rows} rows are stored",
+        )
+    sizes = sorted({size, *signed} - {0})
+    pieces = _decompose(target)
+    # Millions of short-lived row tuples would trigger the cyclic GC over and over for nothing.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        roots = _rebuild(session, pieces, sizes, target, workers, report, progress)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    roots[0] = EMPTY_ROOT
+    if size in roots:
+        report.root = roots[size].hex()
+    last_good = 0
+    for s in sorted(signed):
+        if s not in roots:
+            break
+        bad = [cid for signed_root, cid in signed[s] if signed_root != roots[s]]
+        report.checkpoints_checked += len(signed[s])
+        for cid in bad:
+            hi = max(last_good, s - 1)
+            report.add(
+                last_good,
+                hi,
+                f"checkpoint #{cid} of size {s} signed a root the entries do not give: an entry "
+                f"in {last_good}..{hi} was changed (or the log was rewritten and re-signed)",
+            )
+        if not bad:
+            last_good = s
+    return report
+
+
+def _rebuild(
+    session: Session,
+    pieces: list[tuple[int, int]],
+    sizes: Sequence[int],
+    target: int,
+    workers: int | None,
+    report: VerifyReport,
+    progress: Callable[[int], None] | None,
+) -> dict[int, bytes]:
+    count = workers if workers is not None else (os.cpu_count() or 1)
+    if count > 1 and target >= PARALLEL_MIN and _can_fork():
+        groups = _split_for(pieces, count)
+        url = session.get_bind().engine.url.render_as_string(hide_password=False)
+        scanned = _scan_in_children(url, groups, sizes)
+        report.workers = len(groups)
+    else:
+        cursor, ph = _raw_cursor(session)
+        try:
+            scanned = []
+            for offset, level in pieces:
+                scanned.append(_scan_piece(cursor, ph, offset, level, sizes, progress))
+                if scanned[-1].missing_at is not None:
+                    break
+        finally:
+            cursor.close()
+    return _combine(session, scanned, target, report, progress if report.workers > 1 else None)
+
+
+def _combine(
+    session: Session,
+    scanned: list[_Piece],
+    target: int,
+    report: VerifyReport,
+    progress: Callable[[int], None] | None,
+) -> dict[int, bytes]:
+    """Fold the pieces left to right into the roots at every wanted size."""
+    cursor, ph = _raw_cursor(session)
+    problems = _Problems(report.problems)
+    stack: list[tuple[int, bytes]] = []
+    roots: dict[int, bytes] = {}
+    try:
+        for piece in scanned:
+            for p in piece.problems:
+                report.add(p.first_index, p.last_index, p.message)
+            report.entries_checked += piece.checked
+            if progress is not None:
+                progress(piece.checked)
+            prefix = [h for _, h in stack]
+            for s, local in piece.local_roots.items():
+                roots[s] = _fold_onto(prefix, local)
+            if piece.missing_at is not None:
+                report.add(
+                    piece.missing_at,
+                    target - 1,
+                    f"entry {piece.missing_at} is missing from the store",
+                )
+                break
+            _push_checked(cursor, ph, stack, piece.level, piece.root, piece.offset, problems)
+    finally:
+        cursor.close()
+    return roots
+
+
+def _signed_roots(
+    session: Session, verifiers: Sequence[Verifier], size: int, report: VerifyReport
+) -> dict[int, list[tuple[bytes, int]]]:
+    """Every stored checkpoint's (signed root, id) by size; checks the latest one's signature."""
+    signed: dict[int, list[tuple[bytes, int]]] = {}
+    rows = list(
+        session.execute(
+            select(LedgerCheckpoint.id, LedgerCheckpoint.size, LedgerCheckpoint.note).order_by(
+                LedgerCheckpoint.size, LedgerCheckpoint.id
+            )
+        )
+    )
+    for cid, csize, note in rows:
+        try:
+            checkpoint = Checkpoint.parse(parse_note(note)[0])
+        except ValueError as exc:
+            report.add(csize, csize, f"checkpoint #{cid} is malformed: {exc}")
+            continue
+        if checkpoint.size != csize:
+            report.add(
+                csize, csize, f"checkpoint #{cid} row says size {csize}, note {checkpoint.size}"
+            )
+        signed.setdefault(checkpoint.size, []).append((checkpoint.root_hash, cid))
+    if rows:
+        _cid, latest_size, latest_note = rows[-1]
+        report.checkpoint_size = latest_size
+        try:
+            body, _ = open_note(latest_note, verifiers)
+            report.checkpoint_root = Checkpoint.parse(body).root_hash.hex()
+        except ValueError as exc:
+            report.add(latest_size, latest_size, f"the latest checkpoint does not verify: {exc}")
+        if latest_size > size:
+            report.add(
+                size,
+                latest_size - 1,
+                f"the log holds {size} entries but checkpoint size {latest_size} was signed: "
+                f"entries {size}..{latest_size - 1} are missing (truncated log)",
+            )
+    for empty_root, cid in signed.get(0, []):
+        report.checkpoints_checked += 1
+        if empty_root != EMPTY_ROOT:
+            report.add(0, 0, f"checkpoint #{cid} of size 0 does not sign the empty root")
+    return signed

@@ -1,0 +1,266 @@
+"""The integrator: one thread per process that batches appends, signs checkpoints, anchors audit.
+
+Callers hand it entries and block until the transaction holding them has committed
+(``append``), or keep the ``Future`` (``submit``). Whatever arrived while the previous batch was
+being written goes into the next one, so under load each commit — one fsync on SQLite, one WAL
+flush on PostgreSQL — carries hundreds of entries (group commit), while a lone append still
+commits at once. A caller is answered only after its batch committed: an acknowledged index is
+durable, and a crash before that loses only unacknowledged work.
+
+After writing, the integrator signs a checkpoint whenever the tree has grown, at most every
+``checkpoint_interval / 2`` seconds, so a new entry is covered by a signed checkpoint within about
+``checkpoint_interval`` (one second by default). Entries appended by other processes, or inside
+other transactions with ``append_event``, are noticed by polling the head (and, in this process,
+by a post-commit hook), and get the same guarantee. Every ``anchor_interval`` it appends the
+audit chain head if it moved. All writes go through ``services``, which lock the ledger head, so
+several integrators (several web workers, a CLI) can run against one database.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, Self
+
+from datafactor.db import Database
+from datafactor.ledger import services
+from datafactor.ledger.keys import LogKeyStore
+
+log = logging.getLogger("datafactor.ledger")
+
+_STOP = object()
+_Item = tuple[bytes, Future[Any], bool]  # entry, its future, whether it wants its proof
+
+
+class IntegratorStopped(RuntimeError):
+    """The integrator is not running, so the entry was not appended."""
+
+
+class Integrator:
+    """Group-commits appends for one database and keeps its checkpoints fresh."""
+
+    def __init__(
+        self,
+        db: Database,
+        keys: LogKeyStore,
+        *,
+        checkpoint_interval: float = 1.0,
+        anchor_interval: float | None = 300.0,
+        max_batch: int = 4096,
+    ) -> None:
+        self.db = db
+        self.keys = keys
+        self.checkpoint_interval = checkpoint_interval
+        self.anchor_interval = anchor_interval
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._undo_hook: Any = None
+        self.batches = 0
+        self.appended = 0
+        self.checkpoints = 0
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Self:
+        if self._running:
+            return self
+        self.keys.ensure()
+        self._running = True
+        self._undo_hook = services.on_append_commit(self.nudge)
+        self._thread = threading.Thread(target=self._run, name="ledger-integrator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write what is queued, sign a last checkpoint, and end the thread."""
+        if not self._running:
+            return
+        self._running = False
+        if self._undo_hook is not None:
+            self._undo_hook()
+            self._undo_hook = None
+        self._queue.put(_STOP)
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        # An entry submitted while stopping may have landed behind the stop marker.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP and item[1].set_running_or_notify_cancel():
+                item[1].set_exception(IntegratorStopped("the ledger integrator stopped"))
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def nudge(self) -> None:
+        """Something was appended elsewhere in this process: look at the head soon."""
+        self._wake.set()
+
+    # ------------------------------------------------------------------- appending
+
+    def submit(self, entry: bytes) -> Future[int]:
+        """Queue ``entry`` (exact leaf bytes); the future resolves to its index after commit."""
+        future: Future[int] = Future()
+        self._put(entry, future, False)
+        return future
+
+    def submit_with_proof(self, entry: bytes) -> Future[services.Appended]:
+        """Queue ``entry``; the future resolves to its index and inclusion proof after commit."""
+        future: Future[services.Appended] = Future()
+        self._put(entry, future, True)
+        return future
+
+    def _put(self, entry: bytes, future: Future[Any], proof: bool) -> None:
+        if not self._running:
+            raise IntegratorStopped("the ledger integrator is not running")
+        self._queue.put((services._check_entry(entry), future, proof))
+
+    def append(self, entry: bytes, timeout: float | None = 60.0) -> int:
+        """Append ``entry`` and return its index once it is durable."""
+        return self.submit(entry).result(timeout)
+
+    def append_with_proof(self, entry: bytes, timeout: float | None = 60.0) -> services.Appended:
+        """Append ``entry``; return its index and audit path once it is durable."""
+        return self.submit_with_proof(entry).result(timeout)
+
+    def append_event(
+        self, kind: str, payload: Mapping[str, Any], timeout: float | None = 60.0
+    ) -> int:
+        """Append a ledger event (see ``services.event_entry``) and return its durable index."""
+        return self.append(services.event_entry(kind, payload), timeout)
+
+    # ------------------------------------------------------------------- the thread
+
+    def _run(self) -> None:
+        signed_size = -1
+        dirty = True  # look at the head once at start (sign the first checkpoint if none)
+        last_sign = 0.0
+        last_poll = time.monotonic()
+        next_anchor = (
+            time.monotonic() + self.anchor_interval if self.anchor_interval is not None else None
+        )
+        half = self.checkpoint_interval / 2
+        stopping = False
+        while True:
+            batch, stopping = self._take_batch(timeout=half / 2, stopping=stopping)
+            if batch:
+                self._write(batch)
+                dirty = True
+            now = time.monotonic()
+            if self._wake.is_set():
+                self._wake.clear()
+                dirty = True
+            if not dirty and now - last_poll >= half:
+                last_poll = now
+                dirty = self._head_size() != signed_size
+            if dirty and (now - last_sign >= half or stopping):
+                size = self._checkpoint()
+                if size is not None:
+                    signed_size = size
+                    dirty = False
+                    last_sign = now
+            if next_anchor is not None and now >= next_anchor and self.anchor_interval:
+                next_anchor = now + self.anchor_interval
+                self._anchor()
+                dirty = True
+            if stopping and self._queue.empty():
+                if dirty:
+                    self._checkpoint()
+                return
+
+    def _take_batch(self, timeout: float, stopping: bool) -> tuple[list[_Item], bool]:
+        batch: list[_Item] = []
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return batch, stopping
+        while True:
+            if item is _STOP:
+                stopping = True
+            elif item[1].set_running_or_notify_cancel():
+                batch.append(item)
+            if len(batch) >= self.max_batch:
+                break
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        return batch, stopping
+
+    def _write(self, batch: list[_Item]) -> None:
+        entries = [entry for entry, _, _ in batch]
+        proofs = any(want for _, _, want in batch)
+        try:
+            with self.db.write() as session:
+                results: list[Any] = (
+                    services.append_with_proofs(session, entries)
+                    if proofs
+                    else services.append_many(session, entries)
+                )
+        except Exception as exc:
+            # The outcome is unknown only if the commit itself failed mid-way; callers retry.
+            log.exception("ledger batch of %d entries failed", len(batch))
+            self.last_error = str(exc)
+            for _, future, _ in batch:
+                future.set_exception(exc)
+            return
+        self.batches += 1
+        self.appended += len(batch)
+        for result, (_, future, want) in zip(results, batch, strict=True):
+            if proofs and not want:
+                result = result.index
+            future.set_result(result)
+
+    def _head_size(self) -> int:
+        try:
+            with self.db.read() as session:
+                return services.tree_size(session)
+        except Exception:
+            log.exception("reading the ledger head failed")
+            return -2
+
+    def _checkpoint(self) -> int | None:
+        try:
+            with self.db.write() as session:
+                signed = services.sign_checkpoint(session, self.keys)
+                size = signed.size if signed is not None else services.tree_size(session)
+        except Exception as exc:
+            log.exception("signing a ledger checkpoint failed")
+            self.last_error = str(exc)
+            return None
+        if signed is not None:
+            self.checkpoints += 1
+        return size
+
+    def _anchor(self) -> None:
+        try:
+            with self.db.write() as session:
+                services.anchor_audit_head(session)
+        except Exception as exc:
+            log.exception("anchoring the audit chain head failed")
+            self.last_error = str(exc)

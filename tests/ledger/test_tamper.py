@@ -1,0 +1,127 @@
+"""Tampering with the stored log is caught by ``ledger verify``, which names where.
+
+Each test damages the database the way an intruder or a broken disk would — an entry's bytes, a
+leaf hash, an interior node, the tail of the log, or a wholesale consistent rewrite — and checks
+that the fsck reports it at the right index, in one process and with forked workers.
+"""
+
+from __future__ import annotations
+
+import pytest
+from ledger_support import fill, make_entries
+from sqlalchemy import delete, update
+
+from datafactor.db import Database
+from datafactor.ledger import fsck, services
+from datafactor.ledger.fsck import verify_log
+from datafactor.ledger.keys import LogKeyStore
+from datafactor.ledger.models import LedgerEntry, LedgerHead, LedgerNode
+
+
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
+def workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    if request.param > 1:
+        # Exercise the forked workers on a small log (normally only above PARALLEL_MIN).
+        monkeypatch.setattr(fsck, "PARALLEL_MIN", 0)
+        monkeypatch.setattr(fsck, "CHUNK_LEVEL", 3)
+        monkeypatch.setattr(fsck, "CHUNK", 8)
+        monkeypatch.setattr(fsck, "_can_fork", lambda: True)
+    return int(request.param)
+
+
+def _log(db: Database, keys: LogKeyStore, sizes: tuple[int, ...] = (40, 77)) -> None:
+    done = 0
+    for size in sizes:
+        fill(db, make_entries(size)[done:size], batch=9)
+        with db.write() as session:
+            services.sign_checkpoint(session, keys)
+        done = size
+
+
+def _verify(db: Database, workers: int) -> fsck.VerifyReport:
+    with db.read() as session:
+        report = verify_log(session, workers=workers)
+    assert report.workers == workers
+    return report
+
+
+def test_an_intact_log_verifies(db: Database, keys: LogKeyStore, workers: int) -> None:
+    _log(db, keys)
+    report = _verify(db, workers)
+    assert report.ok, report.problems
+    assert report.entries_checked == 77
+    assert report.checkpoints_checked == 2
+    assert report.root == report.checkpoint_root
+    assert report.first_bad_index is None
+
+
+def test_a_changed_entry_is_named(db: Database, keys: LogKeyStore, workers: int) -> None:
+    _log(db, keys)
+    with db.write() as session:
+        session.execute(
+            update(LedgerEntry).where(LedgerEntry.idx == 33).values(entry=b'{"n":33,"p":"x"}')
+        )
+    report = _verify(db, workers)
+    assert not report.ok
+    assert report.first_bad_index == 33
+    assert "entry 33 does not match its stored leaf hash" in report.problems[0].message
+
+
+def test_a_changed_leaf_hash_is_named(db: Database, keys: LogKeyStore, workers: int) -> None:
+    _log(db, keys)
+    with db.write() as session:
+        session.execute(
+            update(LedgerEntry).where(LedgerEntry.idx == 70).values(leaf_hash=bytes(32))
+        )
+    report = _verify(db, workers)
+    assert report.first_bad_index == 70
+
+
+@pytest.mark.parametrize(("level", "index"), [(1, 5), (3, 2), (6, 0)])
+def test_a_changed_interior_node_is_named(
+    db: Database, keys: LogKeyStore, workers: int, level: int, index: int
+) -> None:
+    _log(db, keys)
+    with db.write() as session:
+        session.execute(
+            update(LedgerNode)
+            .where(LedgerNode.level == level, LedgerNode.idx == index)
+            .values(hash=bytes(32))
+        )
+    report = _verify(db, workers)
+    assert not report.ok
+    first = index << level
+    assert report.first_bad_index == first
+    assert f"stored node (level {level}, index {index})" in report.problems[0].message
+
+
+def test_a_truncated_log_is_caught_by_the_signed_checkpoint(
+    db: Database, keys: LogKeyStore, workers: int
+) -> None:
+    _log(db, keys)
+    with db.write() as session:
+        session.execute(delete(LedgerEntry).where(LedgerEntry.idx >= 60))
+        session.execute(update(LedgerHead).values(size=60))
+    report = _verify(db, workers)
+    assert report.first_bad_index == 60
+    assert any("truncated" in p.message for p in report.problems)
+
+
+def test_a_consistent_rewrite_is_bracketed_by_the_checkpoints(
+    db: Database, keys: LogKeyStore, workers: int
+) -> None:
+    _log(db, keys)
+    # Rebuild the whole store with entry 50 changed: every stored hash agrees with the entries,
+    # only the signed checkpoints remember the original.
+    items = make_entries(77)
+    items[50] = b'{"n":50,"p":"rewritten"}'
+    with db.write() as session:
+        session.execute(delete(LedgerNode))
+        session.execute(delete(LedgerEntry))
+        session.execute(update(LedgerHead).values(size=0))
+        services.append_many(session, items)
+    report = _verify(db, workers)
+    assert not report.ok
+    assert report.first_bad_index == 40  # the checkpoint of size 40 still matches
+    assert "checkpoint" in report.problems[0].message
+    assert "40..76" in report.problems[0].message
