@@ -90,3 +90,36 @@ def test_users_create_and_its_refusals(run, db):
         "users", "create", "--party-id", party_id, "--username", "cli.other", "--password", "short"
     )
     assert short.exit_code == 2
+
+
+def test_serve_with_two_workers_answers_and_stops_on_sigterm(db_url, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    from pgserver import free_port
+
+    port = free_port()
+    env = {**os.environ, "DATAFACTOR_DATABASE_URL": db_url, "DATAFACTOR_VAR_DIR": str(tmp_path)}
+    exe = Path(sys.executable).with_name("datafactor")
+    proc = subprocess.Popen([str(exe), "serve", "--port", str(port), "--workers", "2"], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                    assert json.loads(r.read())["database"] == "ok"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not come up"
+                time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)  # the parent exits only after both workers stopped
+    with pytest.raises(urllib.error.URLError, match="refused"):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()

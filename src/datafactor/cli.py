@@ -58,6 +58,11 @@ def serve(
     import uvicorn
 
     get_settings()  # refuse to start with insecure production settings before forking workers
+    if workers > 1 and not reload:
+        from datafactor.web.server import serve_workers
+
+        serve_workers(host, port, workers)
+        return
     uvicorn.run(
         "datafactor.asgi:app",
         host=host,

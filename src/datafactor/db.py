@@ -121,9 +121,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    # No pre-ping (it costs a round trip per checkout): a connection found dead raises a disconnect
-    # error, on which SQLAlchemy invalidates the whole pool, so only in-flight requests fail.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600)
+    # A fixed pool, no overflow: an overflow connection is closed after one use, and opening a
+    # PostgreSQL connection (a server process fork) costs more than the query; under load threads
+    # wait for a pooled connection instead. No pre-ping (a round trip per checkout): a connection
+    # found dead raises a disconnect error, on which SQLAlchemy invalidates the whole pool.
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_recycle=3600
+    )
 
 
 class Database:
@@ -134,7 +138,16 @@ class Database:
         self.engine = make_engine(url, pool_size=pool_size)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         write_bind = self.engine.execution_options(sqlite_begin="IMMEDIATE")
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads on PostgreSQL run in autocommit: under READ COMMITTED every statement takes its own
+        # snapshot even inside a transaction, so a read-only transaction adds nothing but the
+        # BEGIN and ROLLBACK round trips (which were half of an API read's). SQLite keeps its
+        # in-process transactions (a snapshot for the whole read).
+        self.read_engine = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = sessionmaker(write_bind, expire_on_commit=False)
 
     @contextmanager

@@ -78,7 +78,12 @@ class Settings(BaseSettings):
         "2GB", description="Memory limit of each embedded DuckDB engine (DuckDB syntax)."
     )
     duckdb_threads: int = Field(2, ge=1, le=64, description="Threads of each DuckDB engine.")
-    db_pool_size: int = Field(10, ge=1, description="Connection pool size per worker (PostgreSQL).")
+    worker_threads: int = Field(
+        8, ge=1, le=200, description="Threads per worker process for blocking database calls."
+    )
+    db_pool_size: int = Field(
+        20, ge=1, description="PostgreSQL connections per worker process (a fixed pool)."
+    )
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

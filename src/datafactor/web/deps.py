@@ -49,7 +49,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 def _principal_for_token(db: Database, secret: str) -> Principal:
     # A bare Core connection: the lookup needs no ORM session, and skipping it halves its cost.
-    with db.engine.connect() as connection:
+    with db.read_engine.connect() as connection:
         return resolve_token(connection, secret)
 
 
