@@ -275,6 +275,25 @@ def party_detail(request: Request, party_id: str, identity: WebUser, db: DbDep) 
     )
 
 
+def _party_page_with_error(
+    request: Request, identity: WebUser, db: DbDep, party_id: str, exc: DomainError, **extra: Any
+) -> Response:
+    """Re-render a party's page with the refusal of the action tried on it (HTTP 400)."""
+    with db.read() as session:
+        party = _public(services.get_party(session, identity.principal, party_id), identity)
+    return render(
+        request,
+        "identity/party_detail.html",
+        identity,
+        status=400,
+        party=party,
+        users=[],
+        **extra,
+        **LABELS,
+        **error_text(exc),
+    )
+
+
 @router.post("/parties/{party_id}/review")
 async def party_review(request: Request, party_id: str, identity: WebUser, db: DbDep) -> Response:
     form = await read_form(request)
@@ -290,18 +309,8 @@ async def party_review(request: Request, party_id: str, identity: WebUser, db: D
                 reason=form.get("reason", ""),
             )
     except DomainError as exc:
-        with db.read() as session:
-            party = _public(services.get_party(session, identity.principal, party_id), identity)
-        return render(
-            request,
-            "identity/party_detail.html",
-            identity,
-            status=400,
-            party=party,
-            users=[],
-            reason=form.get("reason", ""),
-            **LABELS,
-            **error_text(exc),
+        return _party_page_with_error(
+            request, identity, db, party_id, exc, reason=form.get("reason", "")
         )
     return redirect(f"/parties/{party_id}")
 
@@ -320,18 +329,7 @@ async def party_standing(request: Request, party_id: str, identity: WebUser, db:
                 reason=form.get("reason", ""),
             )
     except DomainError as exc:
-        with db.read() as session:
-            party = _public(services.get_party(session, identity.principal, party_id), identity)
-        return render(
-            request,
-            "identity/party_detail.html",
-            identity,
-            status=400,
-            party=party,
-            users=[],
-            **LABELS,
-            **error_text(exc),
-        )
+        return _party_page_with_error(request, identity, db, party_id, exc)
     return redirect(f"/parties/{party_id}")
 
 
@@ -346,21 +344,8 @@ async def resubmit(request: Request, identity: WebUser, db: DbDep) -> Response:
                 session, identity.principal, application, today=today_cn()
             )
     except DomainError as exc:
-        with db.read() as session:
-            party = _public(
-                services.get_party(session, identity.principal, identity.principal.party_id),
-                identity,
-            )
-        return render(
-            request,
-            "identity/party_detail.html",
-            identity,
-            status=400,
-            party=party,
-            users=[],
-            form=form,
-            **LABELS,
-            **error_text(exc),
+        return _party_page_with_error(
+            request, identity, db, identity.principal.party_id, exc, form=form
         )
     return redirect(f"/parties/{identity.principal.party_id}")
 
