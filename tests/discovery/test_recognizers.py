@@ -250,7 +250,11 @@ def test_credit_code_check_agrees_with_validate_uscc(
 
 # --- properties ----------------------------------------------------------------------------------
 
-SELF_EVIDENT = [t for t in ENTITY_TYPES if t != "date_of_birth"]
+# Names are judged by the column-level F2 on the corpus (the targets above), not value by value:
+# the generator deliberately draws some given names from rare characters (姚彧), which the value
+# recogniser leaves alone so that two-character words that start with a surname (高兴) do not
+# count as names.
+SELF_EVIDENT = [t for t in ENTITY_TYPES if t not in ("date_of_birth", "person_name")]
 
 
 @settings(max_examples=60)
