@@ -34,6 +34,13 @@ _guarded_skips: list[str] = []
 
 def pytest_configure(config: pytest.Config) -> None:
     compile_catalogs()
+    # CI runs the same examples every time (a failure there must be reproducible); developers'
+    # runs keep exploring new ones.
+    from hypothesis import settings as hypothesis_settings
+
+    hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+    hypothesis_settings.register_profile("dev", deadline=None)
+    hypothesis_settings.load_profile("ci" if IN_CI else "dev")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
