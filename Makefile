@@ -66,7 +66,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install system-deps lint
+test: install system-deps lint typecheck
 	$(BIN)/python -m pytest -q -m "not soak" $(PYTEST_ARGS)
 
 bench: install system-deps
