@@ -125,8 +125,9 @@ def demo_users_cmd(
         sys.stdout.write(json.dumps(users, ensure_ascii=False, indent=2) + "\n")
         return
     table = Table(title=f"Demo logins (default password: {DEFAULT_PASSWORD})")
+    # Fold rather than truncate: a login list with "regulator.finance.a…" is no use.
     for column in ("username", "party", "kind", "roles"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for user in users:
         table.add_row(
             str(user["username"]),
