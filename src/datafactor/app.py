@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         # threads fighting for the GIL cost more CPU than they overlap I/O.
         to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         yield
+        await app.state.db.aclose()
 
     app = FastAPI(
         lifespan=lifespan,

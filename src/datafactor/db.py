@@ -16,6 +16,7 @@ transaction commits, so a use case and its audit event land together or not at a
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,11 +25,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, String, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
-from starlette.concurrency import run_in_threadpool
 
 T = TypeVar("T")
 
@@ -149,6 +150,12 @@ class Database:
         )
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = sessionmaker(write_bind, expire_on_commit=False)
+        self._pool_size = pool_size
+        # PostgreSQL reads from async code go through an asyncio engine (psycopg's async mode):
+        # the same sync service code runs in a greenlet on the event loop, so a read costs no
+        # thread-pool hop. Its connections belong to the loop that opened them: one engine per
+        # loop, created on first use and closed by ``aclose`` when that loop's app shuts down.
+        self._async_engines: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -163,21 +170,46 @@ class Database:
         with self._write() as session, session.begin():
             yield session
 
+    def _async_engine(self) -> AsyncEngine:
+        loop = asyncio.get_running_loop()
+        engine = self._async_engines.get(loop)
+        if engine is None:
+            engine = create_async_engine(
+                self.engine.url,
+                pool_size=self._pool_size,
+                max_overflow=0,
+                pool_recycle=3600,
+                isolation_level="AUTOCOMMIT",
+            )
+            self._async_engines[loop] = engine
+        return engine
+
     async def run_read(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in a read unit of work from async code.
+        """Run ``work`` (sync code taking a ``Session``) in a read unit of work from async code.
 
         On SQLite a read is a local indexed lookup of a fraction of a millisecond (WAL readers never
-        wait for the writer), cheaper than a hop to a worker thread, so it runs inline; on
-        PostgreSQL it waits on the network and goes to the thread pool.
+        wait for the writer), so it runs inline; on PostgreSQL it runs in a greenlet over the
+        asyncio engine, waiting on the network without blocking the loop or hopping threads.
         """
         if self.is_sqlite:
             with self.read() as session:
                 return work(session)
-        return await run_in_threadpool(self._read_with, work)
+        async with AsyncSession(self._async_engine(), expire_on_commit=False) as session:
+            return await session.run_sync(work)
 
-    def _read_with(self, work: Callable[[Session], T]) -> T:
-        with self.read() as session:
-            return work(session)
+    async def run_lookup(self, work: Callable[[Connection], T]) -> T:
+        """Like ``run_read`` for a bare Core ``Connection`` (single-statement lookups)."""
+        if self.is_sqlite:
+            with self.read_engine.connect() as connection:
+                return work(connection)
+        async with self._async_engine().connect() as connection:
+            return await connection.run_sync(work)
+
+    async def aclose(self) -> None:
+        """Close the asyncio engine of the running loop (app shutdown)."""
+        engine = self._async_engines.pop(asyncio.get_running_loop(), None)
+        if engine is not None:
+            await engine.dispose()
 
     def dispose(self) -> None:
         self.engine.dispose()
