@@ -44,6 +44,7 @@ from typing import IO, Any, BinaryIO, Protocol
 
 from datafactor.dataplane.errors import BlobNotFound, BlobTooLarge, UploadConflict
 from datafactor.errors import N_, InvalidInput
+from datafactor.fsutil import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +80,6 @@ def _validate_upload_id(upload_id: str) -> str:
     if not isinstance(upload_id, str) or not _UPLOAD_ID.fullmatch(upload_id):
         raise BlobNotFound(N_("There is no upload session with this id."))
     return upload_id
-
-
-def _fsync_dir(path: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _too_large(max_bytes: int) -> BlobTooLarge:
@@ -242,7 +234,7 @@ class BlobStore:
             # Blobs are immutable; read-only mode catches an accidental write in place.
             os.chmod(source, 0o444)
             os.replace(source, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         else:
             remote = f"{self._root_path}/{key}"
             if self._fs.exists(remote):

@@ -17,6 +17,7 @@ import stat
 import threading
 from pathlib import Path
 
+from datafactor.fsutil import fsync_dir
 from datafactor.ledger.note import Cosigner, Signer
 
 LOG_KEY_FILE = "log.key"
@@ -44,16 +45,8 @@ def _write_new_file(path: Path, text: str) -> bool:
         created = False
     finally:
         tmp.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return created
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_key_file(path: Path) -> str:
@@ -122,7 +115,7 @@ class LogKeyStore:
         staged.unlink(missing_ok=True)
         _write_new_file(staged, new.key_string() + "\n")
         os.replace(staged, self.path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         with self._lock:
             self._cached = None
         return old, new
