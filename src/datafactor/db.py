@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, String, create_engine, event
+import psycopg
+from sqlalchemy import DateTime, Engine, MetaData, Select, String, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -131,6 +134,83 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     )
 
 
+@dataclass(frozen=True)
+class _LookupPlan:
+    """A ``SELECT`` compiled for PostgreSQL once: its SQL and how to turn a raw row into a row."""
+
+    sql: str
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+    row_type: type[tuple[Any, ...]]
+
+    @classmethod
+    def compile(cls, stmt: Select[Any], dialect: Dialect) -> _LookupPlan:
+        compiled = stmt.compile(dialect=dialect)
+        if any(compiled._bind_processors.values()):  # our lookups bind text ids and hashes
+            raise TypeError("Database.lookup takes only parameters that need no conversion")
+        processors = []
+        for i, column in enumerate(stmt.selected_columns):
+            processor = column.type._cached_result_processor(dialect, None)
+            if processor is not None:
+                processors.append((i, processor))
+        keys = list(stmt.selected_columns.keys())
+        return cls(
+            str(compiled),
+            tuple(processors),
+            namedtuple("Row", keys, rename=True),  # fields known only at run time
+        )
+
+    def row(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
+        if self.processors:
+            values = list(raw)
+            for i, processor in self.processors:
+                values[i] = processor(values[i])
+            raw = tuple(values)
+        return self.row_type._make(raw)  # type: ignore[attr-defined,no-any-return]
+
+
+class _RawPool:
+    """At most ``size`` psycopg async connections of one event loop, in autocommit mode.
+
+    A connection found broken is dropped and the lookup retried once on a fresh one (a server
+    restart or an idle timeout must not fail requests); a second failure is a real error.
+    """
+
+    def __init__(self, engine: Engine, size: int) -> None:
+        _args, self._connect_kwargs = engine.dialect.create_connect_args(engine.url)
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._slots = asyncio.Semaphore(size)
+
+    async def fetchone(self, sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        async with self._slots:
+            for attempt in (1, 2):
+                reused = bool(self._idle)
+                connection = (
+                    self._idle.pop()
+                    if reused
+                    else await psycopg.AsyncConnection.connect(
+                        **self._connect_kwargs, autocommit=True
+                    )
+                )
+                try:
+                    cursor = await connection.execute(sql, params, prepare=True)
+                    row = await cursor.fetchone()
+                except psycopg.OperationalError:
+                    await connection.close()
+                    if attempt == 2 or not reused or not connection.broken:
+                        raise
+                    continue
+                except BaseException:
+                    await connection.close()
+                    raise
+                self._idle.append(connection)
+                return row
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        while self._idle:
+            await self._idle.pop().close()
+
+
 class Database:
     """One engine and its session factories."""
 
@@ -156,6 +236,9 @@ class Database:
         # thread-pool hop. Its connections belong to the loop that opened them: one engine per
         # loop, created on first use and closed by ``aclose`` when that loop's app shuts down.
         self._async_engines: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
+        # ``lookup`` on PostgreSQL: raw psycopg connections, also one pool per loop.
+        self._raw_pools: dict[asyncio.AbstractEventLoop, _RawPool] = {}
+        self._lookup_plans: dict[Select[Any], _LookupPlan] = {}
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -197,19 +280,39 @@ class Database:
         async with AsyncSession(self._async_engine(), expire_on_commit=False) as session:
             return await session.run_sync(work)
 
-    async def run_lookup(self, work: Callable[[Connection], T]) -> T:
-        """Like ``run_read`` for a bare Core ``Connection`` (single-statement lookups)."""
+    async def lookup(self, stmt: Select[Any], params: Mapping[str, Any]) -> Any | None:
+        """The first row of a Core ``SELECT`` (or None), from async code, on the hot path.
+
+        Every API request resolves its token and most read one object, so these lookups skip
+        what a general read pays for. On SQLite they run inline on a pooled connection. On
+        PostgreSQL they run on a raw psycopg async connection as a server-side prepared statement
+        (compiled once per statement), without the ORM, the greenlet bridge or SQLAlchemy's result
+        machinery — that was half of an API request's CPU. The row has the statement's column
+        types applied (e.g. ``UTCDateTime``) and attribute access by column name like a
+        SQLAlchemy ``Row``. Only for statements whose parameters need no type conversion.
+        """
         if self.is_sqlite:
             with self.read_engine.connect() as connection:
-                return work(connection)
-        async with self._async_engine().connect() as connection:
-            return await connection.run_sync(work)
+                return connection.execute(stmt, params).first()
+        plan = self._lookup_plans.get(stmt)
+        if plan is None:
+            plan = self._lookup_plans[stmt] = _LookupPlan.compile(stmt, self.engine.dialect)
+        pool = self._raw_pools.get(asyncio.get_running_loop())
+        if pool is None:
+            pool = _RawPool(self.engine, self._pool_size)
+            self._raw_pools[asyncio.get_running_loop()] = pool
+        row = await pool.fetchone(plan.sql, params)
+        return None if row is None else plan.row(row)
 
     async def aclose(self) -> None:
-        """Close the asyncio engine of the running loop (app shutdown)."""
-        engine = self._async_engines.pop(asyncio.get_running_loop(), None)
+        """Close the asyncio engine and raw connections of the running loop (app shutdown)."""
+        loop = asyncio.get_running_loop()
+        engine = self._async_engines.pop(loop, None)
         if engine is not None:
             await engine.dispose()
+        pool = self._raw_pools.pop(loop, None)
+        if pool is not None:
+            await pool.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -141,9 +141,7 @@ def parties(
 
 @router.get("/parties/{party_id}", response_model=PartyPublic, summary="One party")
 async def party(party_id: str, principal: ApiPrincipal, db: DbDep) -> PartyPublic:
-    return await db.run_read(
-        lambda session: _party_out(services.get_party(session, principal, party_id), principal)
-    )
+    return _party_out(await services.read_party(db, principal, party_id), principal)
 
 
 @router.post(

@@ -15,6 +15,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from datafactor import audit, ledger
-from datafactor.db import utcnow
+from datafactor.db import Database, utcnow
 from datafactor.errors import (
     N_,
     Conflict,
@@ -331,6 +332,22 @@ def get_party(session: Session, principal: Principal, party_id: str) -> Party:
     if party is None:
         raise NotFound(N_("No such party."))
     return party
+
+
+_PARTY_BY_ID = select(*Party.__table__.c).where(Party.__table__.c.id == bindparam("party_id"))
+
+
+async def read_party(db: Database, principal: Principal, party_id: str) -> Any:
+    """``get_party`` from async code over ``Database.lookup``: a row with the party's columns."""
+    _require(principal, P.IDENTITY_PARTY_READ)
+    row = (
+        await db.lookup(_PARTY_BY_ID, {"party_id": party_id})
+        if principal.can_see_party(party_id)
+        else None
+    )
+    if row is None:
+        raise NotFound(N_("No such party."))
+    return row
 
 
 @dataclass(frozen=True)
@@ -870,11 +887,21 @@ _RESOLVE_TOKEN = (
 def resolve_token(session: Session | Connection, secret: str) -> Principal:
     """The principal behind a bearer token, or Unauthenticated saying why it is refused.
 
-    Runs on every API request and checks everything afresh each time: the token exists, is not
-    revoked or expired, its user is active, and the permissions follow the party's current status.
+    Checks everything afresh each time: the token exists, is not revoked or expired, its user is
+    active, and the permissions follow the party's current status.
     """
     digest = sha256_hex(secret)
     row = session.execute(_RESOLVE_TOKEN, {"token_hash": digest}).one_or_none()
+    return _token_principal(row, digest)
+
+
+async def authenticate_token(db: Database, secret: str) -> Principal:
+    """``resolve_token`` from async code over ``Database.lookup``: what every API request runs."""
+    digest = sha256_hex(secret)
+    return _token_principal(await db.lookup(_RESOLVE_TOKEN, {"token_hash": digest}), digest)
+
+
+def _token_principal(row: Any, digest: str) -> Principal:
     if row is None or not hmac.compare_digest(row[1], digest):
         raise Unauthenticated(N_("The API token is not valid."), code="invalid-token")
     (

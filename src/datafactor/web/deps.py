@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 
 from datafactor.db import Database
 from datafactor.errors import N_, BadRequest, DomainError, Forbidden, Unauthenticated
-from datafactor.identity import WebIdentity, resolve_token, resolve_web_session
+from datafactor.identity import WebIdentity, authenticate_token, resolve_web_session
 from datafactor.permissions import Principal
 from datafactor.settings import Settings
 from datafactor.web.problems import LoginRequired
@@ -49,8 +49,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 async def api_principal(request: Request, db: DbDep) -> Principal:
     """The principal of the request's bearer token, checked against the database every time.
 
-    Runs on every API request, as one Core lookup (no ORM session): inline on SQLite, over the
-    asyncio engine on PostgreSQL (``Database.run_lookup``); ``bench/api.py`` measures both.
+    Runs on every API request, as one ``Database.lookup`` (inline on SQLite, a prepared
+    statement on a raw async connection on PostgreSQL); ``bench/api.py`` measures both.
     """
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
@@ -60,7 +60,7 @@ async def api_principal(request: Request, db: DbDep) -> Principal:
             code="missing-token",
         )
     token = secret.strip()
-    return await db.run_lookup(lambda connection: resolve_token(connection, token))
+    return await authenticate_token(db, token)
 
 
 ApiPrincipal = Annotated[Principal, Depends(api_principal)]
