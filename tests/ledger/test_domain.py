@@ -293,6 +293,32 @@ def test_every_proof_of_a_tree_verifies() -> None:
         assert verify_consistency(first, size, BIG.root(first), root, proof)
 
 
+def _batch_known(tree: MemoryTree, first: int, size: int) -> dict[tuple[int, int], bytes]:
+    """Only what appending leaves first..size-1 computes: the compact range of [0, first) and
+    every perfect subtree whose last leaf is one of the new ones."""
+    known = {}
+    position = 0
+    for level in range(first.bit_length() - 1, -1, -1):
+        if first >> level & 1:
+            known[(level, position >> level)] = tree.get_subtree(level, position >> level)
+            position += 1 << level
+    for level in range(size.bit_length()):
+        for index in range(first >> level, size >> level):
+            if (index + 1) << level > first:
+                known[(level, index)] = tree.get_subtree(level, index)
+    return known
+
+
+@given(st.integers(0, 600), st.integers(1, 300))
+@settings(max_examples=300)
+def test_batch_proofs_equal_the_rfc_paths_from_what_the_batch_computed(
+    first: int, count: int
+) -> None:
+    size = first + count
+    proofs = ledger_domain.batch_inclusion_proofs(_batch_known(BIG, first, size), first, size)
+    assert proofs == [BIG.inclusion_proof(m, size) for m in range(first, size)]
+
+
 class _CountingReader:
     def __init__(self, tree: MemoryTree) -> None:
         self.tree = tree

@@ -3,6 +3,7 @@ keys and rotation, receipts, witnesses' cosignatures, audit anchoring and the in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -365,6 +366,33 @@ def test_the_log_refuses_to_sign_a_tree_inconsistent_with_its_last_checkpoint(
         )
     with db.write() as session, pytest.raises(LedgerCorruptError, match="not consistent"):
         services.sign_checkpoint(session, keys)
+
+
+def test_async_callers_share_commits_and_get_proofs(db: Database, keys: LogKeyStore) -> None:
+    """API handlers await appends on their event loop: no thread each, same guarantees."""
+
+    async def callers(integrator: Integrator) -> list[services.Appended]:
+        return await asyncio.gather(
+            *(integrator.append_with_proof_async(f'{{"c":{k}}}'.encode()) for k in range(64))
+        )
+
+    with Integrator(db, keys, anchor_interval=None) as integrator:
+        proved = asyncio.run(callers(integrator))
+        plain = asyncio.run(integrator.append_async(b'{"plain":true}'))
+        assert integrator.batches < 64  # the 64 callers shared commits
+    assert sorted(a.index for a in proved) == list(range(64))
+    assert plain == 64
+    with db.read() as session:
+        for a in proved:
+            root = services.root_at(session, a.tree_size)
+            assert verify_inclusion(a.leaf_hash, a.index, a.tree_size, a.proof, root)
+            assert services.get_entry(session, a.index).leaf_hash == a.leaf_hash
+
+    async def late() -> int:
+        return await integrator.append_async(b'{"late":true}')
+
+    with pytest.raises(IntegratorStopped):
+        asyncio.run(late())
 
 
 def test_integrator_batches_concurrent_appends_and_signs_within_a_second(

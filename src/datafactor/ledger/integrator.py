@@ -1,7 +1,8 @@
 """The integrator: one thread per process that batches appends, signs checkpoints, anchors audit.
 
 Callers hand it entries and block until the transaction holding them has committed
-(``append``), or keep the ``Future`` (``submit``). Whatever arrived while the previous batch was
+(``append``), keep the ``Future`` (``submit``), or await it from an event loop (``append_async``:
+no thread per caller; a batch wakes each loop once, however many of its callers it carries). Whatever arrived while the previous batch was
 being written goes into the next one, so under load each commit — one fsync on SQLite, one WAL
 flush on PostgreSQL — carries hundreds of entries (group commit), while a lone append still
 commits at once. A caller is answered only after its batch committed: an acknowledged index is
@@ -18,6 +19,8 @@ several integrators (several web workers, a CLI) can run against one database.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -34,7 +37,39 @@ from datafactor.ledger.keys import LogKeyStore
 log = logging.getLogger("datafactor.ledger")
 
 _STOP = object()
-_Item = tuple[bytes, Future[Any], bool]  # entry, its future, whether it wants its proof
+# entry, its future (a thread's or an event loop's), whether it wants its proof
+_Item = tuple[bytes, "Future[Any] | asyncio.Future[Any]", bool]
+
+
+def _claim(future: Future[Any] | asyncio.Future[Any]) -> bool:
+    """Mark a future as being worked on; False if its caller gave up (cancelled) already."""
+    if isinstance(future, asyncio.Future):
+        return not future.done()  # read across threads: settling re-checks in the loop
+    return future.set_running_or_notify_cancel()
+
+
+def _settle_in_loop(outcomes: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
+    for future, value, failed in outcomes:
+        if not future.done():  # a caller cancelled while waiting: the entry stays appended
+            if failed:
+                future.set_exception(value)
+            else:
+                future.set_result(value)
+
+
+def _settle(outcomes: list[tuple[Future[Any] | asyncio.Future[Any], Any, bool]]) -> None:
+    """Resolve futures: threads' directly, event loops' with one wake-up per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, bool]]] = {}
+    for future, value, failed in outcomes:
+        if isinstance(future, asyncio.Future):
+            by_loop.setdefault(future.get_loop(), []).append((future, value, failed))
+        elif failed:
+            future.set_exception(value)
+        else:
+            future.set_result(value)
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle_in_loop, items)
 
 
 class IntegratorStopped(RuntimeError):
@@ -94,13 +129,15 @@ class Integrator:
             self._thread.join(timeout)
             self._thread = None
         # An entry submitted while stopping may have landed behind the stop marker.
+        left: list[tuple[Future[Any] | asyncio.Future[Any], Any, bool]] = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not _STOP and item[1].set_running_or_notify_cancel():
-                item[1].set_exception(IntegratorStopped("the ledger integrator stopped"))
+            if item is not _STOP and _claim(item[1]):
+                left.append((item[1], IntegratorStopped("the ledger integrator stopped"), True))
+        _settle(left)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -135,7 +172,23 @@ class Integrator:
         self._put(entry, future, True)
         return future
 
-    def _put(self, entry: bytes, future: Future[Any], proof: bool) -> None:
+    async def append_async(self, entry: bytes) -> int:
+        """``append`` for async code: the event loop keeps running while the batch commits.
+
+        Cancelling the wait does not withdraw the entry: it may still be appended.
+        """
+        return await self._submit_async(entry, False)  # type: ignore[no-any-return]
+
+    async def append_with_proof_async(self, entry: bytes) -> services.Appended:
+        """``append_with_proof`` for async code (see ``append_async``)."""
+        return await self._submit_async(entry, True)  # type: ignore[no-any-return]
+
+    def _submit_async(self, entry: bytes, proof: bool) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._put(entry, future, proof)
+        return future
+
+    def _put(self, entry: bytes, future: Future[Any] | asyncio.Future[Any], proof: bool) -> None:
         if not self._running:
             raise IntegratorStopped("the ledger integrator is not running")
         self._queue.put((services._check_entry(entry), future, proof))
@@ -202,7 +255,7 @@ class Integrator:
         while True:
             if item is _STOP:
                 stopping = True
-            elif item[1].set_running_or_notify_cancel():
+            elif _claim(item[1]):
                 batch.append(item)
             if len(batch) >= self.max_batch:
                 break
@@ -226,15 +279,16 @@ class Integrator:
             # The outcome is unknown only if the commit itself failed mid-way; callers retry.
             log.exception("ledger batch of %d entries failed", len(batch))
             self.last_error = str(exc)
-            for _, future, _ in batch:
-                future.set_exception(exc)
+            _settle([(future, exc, True) for _, future, _ in batch])
             return
         self.batches += 1
         self.appended += len(batch)
-        for result, (_, future, want) in zip(results, batch, strict=True):
-            if proofs and not want:
-                result = result.index
-            future.set_result(result)
+        _settle(
+            [
+                (future, result.index if proofs and not want else result, False)
+                for result, (_, future, want) in zip(results, batch, strict=True)
+            ]
+        )
 
     def _head_size(self) -> int:
         try:

@@ -41,9 +41,9 @@ from datafactor.ledger.jcs import canonical_json
 from datafactor.ledger.keys import LogKeyStore
 from datafactor.ledger.merkle import (
     HASH_SIZE,
+    batch_inclusion_proofs,
     consistency_proof,
     inclusion_proof,
-    node_hash,
     tree_root,
     verify_consistency,
 )
@@ -344,7 +344,7 @@ def append_many(session: Session, entries: Sequence[bytes]) -> list[int]:
     appended = _append(session, entries)
     if appended is None:
         return []
-    start, _, leaves = appended
+    start, _, leaves, _ = appended
     return list(range(start, start + len(leaves)))
 
 
@@ -362,54 +362,30 @@ def append_with_proofs(session: Session, entries: Sequence[bytes]) -> list[Appen
     """Like ``append_many``, and also prove each entry's inclusion in the resulting tree.
 
     The proofs cost no extra reads: every hash they need is either one of the frontier subtrees
-    read for the append or built from the batch's own leaves (a left sibling of a new leaf is
-    never strictly inside an older complete subtree), so an integrator can hand each caller its
-    index and audit path together.
+    read for the append or a subtree the batch completed (a left sibling of a new leaf is never
+    strictly inside an older complete subtree), so an integrator can hand each caller its index
+    and audit path together.
     """
     appended = _append(session, entries)
     if appended is None:
         return []
-    start, frontier, leaves = appended
+    start, frontier, leaves, nodes = appended
     size = start + len(leaves)
-    reader = _BatchReader(frontier, start, leaves)
+    known = {(level, index): digest for level, index, digest in frontier}
+    known.update(((0, start + k), digest) for k, digest in enumerate(leaves))
+    known.update(((level, index), digest) for level, index, digest in nodes)
+    proofs = batch_inclusion_proofs(known, start, size)
     return [
-        Appended(start + k, size, digest, inclusion_proof(reader, start + k, size))
-        for k, digest in enumerate(leaves)
+        Appended(start + k, size, digest, proof)
+        for k, (digest, proof) in enumerate(zip(leaves, proofs, strict=True))
     ]
-
-
-class _BatchReader:
-    """``HashReader`` over a frontier plus a batch of new leaves, building nodes on demand."""
-
-    def __init__(
-        self, frontier: list[tuple[int, int, bytes]], start: int, leaves: list[bytes]
-    ) -> None:
-        self.known = {(level, index): digest for level, index, digest in frontier}
-        self.start = start
-        self.leaves = leaves
-        self.end = start + len(leaves)
-
-    def get_subtree(self, level: int, index: int) -> bytes:
-        digest = self.known.get((level, index))
-        if digest is not None:
-            return digest
-        first = index << level
-        if first + (1 << level) > self.end or (level == 0 and first < self.start):
-            raise LookupError(f"no subtree at level {level}, index {index} in this batch")
-        if level == 0:
-            digest = self.leaves[first - self.start]
-        else:
-            digest = node_hash(
-                self.get_subtree(level - 1, 2 * index), self.get_subtree(level - 1, 2 * index + 1)
-            )
-        self.known[(level, index)] = digest
-        return digest
 
 
 def _append(
     session: Session, entries: Sequence[bytes]
-) -> tuple[int, list[tuple[int, int, bytes]], list[bytes]] | None:
-    """Write the batch; return (first index, frontier before it, the new leaf hashes)."""
+) -> tuple[int, list[tuple[int, int, bytes]], list[bytes], list[tuple[int, int, bytes]]] | None:
+    """Write the batch; return (first index, frontier before it, the new leaf hashes, the
+    (level, index, hash) of every subtree it completed)."""
     raws = [_check_entry(e) for e in entries]
     if not raws:
         return None
@@ -444,7 +420,7 @@ def _append(
     head.size = index
     session.flush()
     session.info["ledger_appended"] = True
-    return start, frontier, leaves
+    return start, frontier, leaves, node_rows
 
 
 def append_event(session: Session, kind: str, payload: Mapping[str, Any]) -> int:
