@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export DATAFACTOR_DATABASE_URL ?= sqlite:///var/datafactor.db
-APT_PACKAGES := chromium fonts-wqy-microhei postgresql wrk
+APT_PACKAGES := chromium fonts-wqy-microhei postgresql wrk default-jre-headless mariadb-server-core mariadb-client-core
 
 .PHONY: help install system-deps catalogs migrate demo run serve test lint typecheck bench soak clean
 
@@ -26,14 +26,19 @@ $(STAMP): requirements.lock.txt pyproject.toml
 install: $(STAMP) catalogs
 
 # Browser tests need Debian's chromium (+ CJK fonts), database tests PostgreSQL's server binaries,
-# the API benchmark wrk. Installed when missing and we are root; otherwise the tests say what is
-# missing and skip (and CI fails on such a skip).
+# the API benchmark wrk, the Spark engine and its tests a Java runtime (17+), the MySQL reader tests
+# MariaDB's server (mariadbd; mariadb-install-db needs the client's my_print_defaults). Installed when
+# missing and we are root; otherwise the tests say what is missing and skip (and CI fails on such
+# a skip).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing="$$missing fonts-wqy-microhei"; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v java >/dev/null || [ -x "$$JAVA_HOME/bin/java" ] || missing="$$missing default-jre-headless"; \
+	command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing="$$missing mariadb-server-core"; \
+	command -v my_print_defaults >/dev/null || missing="$$missing mariadb-client-core"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing system packages:$$missing"; \

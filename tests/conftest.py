@@ -3,7 +3,7 @@
 One PostgreSQL server per test run (started on first use); the schema is migrated once into a
 template database and each test gets a fresh copy (``CREATE DATABASE … TEMPLATE``), so tests never
 see each other's rows. SQLite tests get a copy of a migrated template file. In CI (``CI=true``) a
-skipped PostgreSQL or browser test fails the run: they must never silently stop running.
+skipped PostgreSQL, browser or Spark test fails the run: they must never silently stop running.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and ("postgresql" in report.keywords or "browser" in report.keywords):
+    guarded = ("postgresql", "browser", "spark", "mysql")
+    if report.skipped and any(m in report.keywords for m in guarded):
         _guarded_skips.append(report.nodeid)
 
 
@@ -56,7 +57,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
     if IN_CI and _guarded_skips:
         terminalreporter.write_line(
-            f"FAILED: {len(_guarded_skips)} PostgreSQL/browser tests were skipped in CI: "
+            f"FAILED: {len(_guarded_skips)} PostgreSQL/browser/Spark/MySQL tests were skipped in CI: "
             + ", ".join(_guarded_skips[:5]),
             red=True,
         )

@@ -5,11 +5,7 @@ stream (or a reader's ``Table``) under a view name, ``load`` copies a table into
 can be scanned many times, ``query`` returns Arrow. The interface is deliberately small so that a
 Spark engine can sit behind it for data larger than one machine.
 
-TODO(spark): add ``SparkEngine`` implementing ``Engine`` (issue 4, "Data plane"): one
-``local[2]`` session per process (started lazily, ~5 s, ~1 GB), ``register`` via
-``spark.createDataFrame`` from Arrow batches (or Spark's own readers for files in the blob store),
-``query`` via ``spark.sql(...).toArrow()``; tested in local mode with ``SPARK_LOCAL_IP=127.0.0.1``.
-PySpark is not installed yet (see TOOLS-NOTES); no Spark code lives here until it is.
+``SparkEngine`` (``spark.py``) implements the same protocol over a local or cluster Spark session.
 
 DuckDB runs locked down, because SQL reaching it may be written by a data user in a sandbox:
 file access is limited to ``allowed_directories`` (normally the blob store root) and the spill

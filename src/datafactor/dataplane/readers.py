@@ -1064,13 +1064,28 @@ _PY_ARROW: dict[type, pa.DataType] = {
 }
 
 
+_MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
+
+
 def _arrow_type(column: Any, dialect: str) -> pa.DataType:
+    from sqlalchemy import types as sqltypes
+
     if dialect == "sqlite":
         return pa.string()
+    if isinstance(column.type, sqltypes.Float):
+        # MySQL's DOUBLE and REAL reflect as asdecimal (python_type Decimal); drivers give floats.
+        return pa.float64()
+    if dialect in _MYSQL_DIALECTS:
+        if getattr(column.type, "unsigned", False) and isinstance(column.type, sqltypes.BigInteger):
+            return pa.uint64()  # BIGINT UNSIGNED goes up to 2**64 - 1
+        if column.type.__visit_name__ == "BIT":
+            return pa.uint64()  # BIT(n), up to 64 bits, arrives as big-endian bytes (_batch)
     try:
         python_type = column.type.python_type
     except NotImplementedError:
         return pa.string()
+    if python_type is dt.time and dialect in _MYSQL_DIALECTS:
+        return pa.duration("us")  # MySQL's TIME is -838:59:59 to 838:59:59; drivers give timedelta
     if python_type is dt.datetime:
         return pa.timestamp("us", tz="UTC" if getattr(column.type, "timezone", False) else None)
     return _PY_ARROW.get(python_type, pa.string())
@@ -1090,10 +1105,32 @@ def _sql_text(value: Any) -> str | None:
     return str(value)
 
 
+def _unescape_mysql_column(inspector: Any, table: Any, column: dict[str, Any]) -> None:
+    # SQLAlchemy's MySQL reflection keeps the doubled backtick of a quoted column name (`a``b`).
+    if inspector.dialect.name in _MYSQL_DIALECTS:
+        column["name"] = column["name"].replace("``", "`")
+
+
+def _abandon_mysql_result(result: Any, conn: Any) -> None:
+    """Stop a MySQL read early (a scan's sample is full, a cancel) without reading the rest.
+
+    The protocol cannot cancel a result being sent, and PyMySQL's unbuffered cursor reads every
+    remaining row when it is closed (and again when collected), so stopping after one batch would
+    still read the whole table. Mark its result finished and drop the connection: the server ends
+    the query when it next writes to the closed socket.
+    """
+    pending: Any = getattr(getattr(result, "cursor", None), "_result", None)
+    if pending is not None and getattr(pending, "unbuffered_active", False):
+        pending.unbuffered_active = False
+    conn.invalidate()
+
+
 class SqlTable(Table):
     """A table or view in a live database reached by SQLAlchemy URL, read in ``yield_per`` batches.
 
     Decimal, JSON, array and unknown types are read as text; the URL is never shown unredacted.
+    MySQL: ``TIME`` is a duration (it may be negative or over 24 h), ``BIT`` and ``BIGINT UNSIGNED``
+    are ``uint64``.
     """
 
     format = "sql"
@@ -1117,7 +1154,13 @@ class SqlTable(Table):
         self._engine = _sql_engine(url, connect_timeout)
         with _database_errors(url):
             try:
-                self._table = SATable(table, MetaData(), schema=schema, autoload_with=self._engine)
+                self._table = SATable(
+                    table,
+                    MetaData(),
+                    schema=schema,
+                    autoload_with=self._engine,
+                    listeners=[("column_reflect", _unescape_mysql_column)],
+                )
             except NoSuchTableError:
                 raise NotFound(
                     N_("The database {url} has no table {table}."), url=self.url, table=table
@@ -1145,8 +1188,14 @@ class SqlTable(Table):
         query = select(*[type_coerce(c, NullType()).label(c.name) for c in self._table.columns])
         with _database_errors(self._url), self._engine.connect() as conn:
             result = conn.execution_options(yield_per=batch_size).execute(query)
-            for rows in result.partitions():
-                yield self._batch(list(zip(*rows, strict=True)), len(rows))
+            finished = False
+            try:
+                for rows in result.partitions():
+                    yield self._batch(list(zip(*rows, strict=True)), len(rows))
+                finished = True
+            finally:
+                if not finished and self._engine.dialect.name in _MYSQL_DIALECTS:
+                    _abandon_mysql_result(result, conn)
 
     def _batch(self, columns: list[tuple[Any, ...]], length: int) -> pa.RecordBatch:
         arrays = []
@@ -1155,6 +1204,8 @@ class SqlTable(Table):
             if target == pa.string():
                 arrays.append(pa.array([_sql_text(v) for v in values], pa.string()))
                 continue
+            if pa.types.is_uint64(target):  # MySQL BIT(n)
+                values = [int.from_bytes(v, "big") if isinstance(v, bytes) else v for v in values]
             try:
                 arrays.append(pa.array(values, target))
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
