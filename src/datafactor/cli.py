@@ -1,4 +1,4 @@
-"""The ``datafactor`` command: serve, migrate, load the demo, manage users, verify the audit.
+"""The ``datafactor`` command: serve, migrate, load the demo, manage users, verify the audit, scan.
 
 Each command is a thin shell over the same service functions the web and API use.
 """
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from datafactor import audit
 from datafactor.db import Database
+from datafactor.discovery.cli import deidentify_cmd, scan_cmd
 from datafactor.errors import DomainError
 from datafactor.identity.cli import users_app
 from datafactor.ledger.cli import ledger_app, verify_receipt_cmd, witness_cmd
@@ -34,6 +35,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
 app.command("witness")(witness_cmd)
 app.command("verify-receipt")(verify_receipt_cmd)
+app.command("scan")(scan_cmd)
+app.command("deidentify")(deidentify_cmd)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
