@@ -16,6 +16,13 @@ from enum import StrEnum
 class Permission(StrEnum):
     AUDIT_EVENT_READ = "audit:event:read"
     AUDIT_EVENT_READ_ALL = "audit:event:read-all"
+    DATAPLANE_DATASET_READ = "dataplane:dataset:read"
+    DATAPLANE_DATASET_READ_ALL = "dataplane:dataset:read-all"
+    DATAPLANE_DATASET_WRITE = "dataplane:dataset:write"
+    DISCOVERY_DETECTION_REVIEW = "discovery:detection:review"
+    DISCOVERY_SCAN_FORCE = "discovery:scan:force"
+    DISCOVERY_SCAN_FORCE_ALL = "discovery:scan:force-all"
+    DISCOVERY_SCAN_RUN = "discovery:scan:run"
     IDENTITY_PARTY_READ = "identity:party:read"
     IDENTITY_PARTY_READ_ALL = "identity:party:read-all"
     IDENTITY_PARTY_UPDATE = "identity:party:update"
@@ -37,13 +44,34 @@ class Role(StrEnum):
 P = Permission
 
 _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.STAFF: frozenset({P.IDENTITY_PARTY_READ, P.IDENTITY_USER_READ, P.IDENTITY_TOKEN_MANAGE}),
-    Role.AUDITOR: frozenset(
-        {P.IDENTITY_PARTY_READ, P.IDENTITY_USER_READ, P.IDENTITY_TOKEN_MANAGE, P.AUDIT_EVENT_READ}
+    Role.STAFF: frozenset(
+        {
+            P.DATAPLANE_DATASET_READ,
+            P.DATAPLANE_DATASET_WRITE,
+            P.DISCOVERY_SCAN_RUN,
+            P.IDENTITY_PARTY_READ,
+            P.IDENTITY_TOKEN_MANAGE,
+            P.IDENTITY_USER_READ,
+        }
     ),
+    Role.AUDITOR: frozenset(
+        {
+            P.AUDIT_EVENT_READ,
+            P.DATAPLANE_DATASET_READ,
+            P.IDENTITY_PARTY_READ,
+            P.IDENTITY_TOKEN_MANAGE,
+            P.IDENTITY_USER_READ,
+        }
+    ),
+    # The admin is also the party's reviewer of discovery results, and may force-cancel its scans.
     Role.ADMIN: frozenset(
         {
             P.AUDIT_EVENT_READ,
+            P.DATAPLANE_DATASET_READ,
+            P.DATAPLANE_DATASET_WRITE,
+            P.DISCOVERY_DETECTION_REVIEW,
+            P.DISCOVERY_SCAN_FORCE,
+            P.DISCOVERY_SCAN_RUN,
             P.IDENTITY_PARTY_READ,
             P.IDENTITY_PARTY_UPDATE,
             P.IDENTITY_TOKEN_MANAGE,
@@ -56,11 +84,17 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
 # What a party's kind adds, per role. Keys are PartyKind values (kept as strings so this module
 # stays free of domain imports).
 _SUPERVISORY_READ = frozenset(
-    {P.IDENTITY_PARTY_READ_ALL, P.IDENTITY_USER_READ_ALL, P.AUDIT_EVENT_READ_ALL}
+    {
+        P.AUDIT_EVENT_READ_ALL,
+        P.DATAPLANE_DATASET_READ_ALL,
+        P.IDENTITY_PARTY_READ_ALL,
+        P.IDENTITY_USER_READ_ALL,
+    }
 )
 _KIND_GRANTS: dict[str, dict[Role, frozenset[Permission]]] = {
     "exchange_operator": {
-        Role.ADMIN: _SUPERVISORY_READ | {P.IDENTITY_PARTY_VERIFY},
+        # The platform's administrator: may force-cancel any party's stuck scan.
+        Role.ADMIN: _SUPERVISORY_READ | {P.DISCOVERY_SCAN_FORCE_ALL, P.IDENTITY_PARTY_VERIFY},
         Role.STAFF: frozenset({P.IDENTITY_PARTY_READ_ALL, P.IDENTITY_PARTY_VERIFY}),
         Role.AUDITOR: _SUPERVISORY_READ,
     },

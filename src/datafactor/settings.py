@@ -74,10 +74,68 @@ class Settings(BaseSettings):
     upload_max_bytes: int = Field(
         2 * 1024**3, ge=1, description="Largest upload accepted, in bytes (default 2 GiB)."
     )
+    upload_chunk_max_bytes: int = Field(
+        16 * 1024**2,
+        ge=1024,
+        description="Largest chunk of a resumable upload accepted in one request (default 16 MiB).",
+    )
+    upload_expire_hours: int = Field(
+        72,
+        ge=1,
+        description="An unfinished resumable upload older than this is abandoned and its bytes "
+        "deleted (checked by the scan runners).",
+    )
+    source_allow_sqlite: bool = Field(
+        False,
+        description="Allow SQLite files on the server as live data set sources (off: a user "
+        "could otherwise point a scan at any file the server can read).",
+    )
+    scan_runner: str = Field(
+        "auto",
+        pattern="^(auto|on|off)$",
+        description="Run the background scan runner in each server process: on, off, or auto "
+        "(on, except in the test environment, whose tests run jobs themselves).",
+    )
+    scan_sample_rows: int = Field(
+        100_000, ge=100, description="Rows a sample scan reads (a full scan reads every row)."
+    )
+    scan_poll_seconds: float = Field(
+        2.0, gt=0, le=300, description="How often an idle scan runner looks for queued jobs."
+    )
+    scan_heartbeat_seconds: float = Field(
+        5.0, gt=0, le=300, description="How often a running scan records progress and liveness."
+    )
+    scan_stale_seconds: int = Field(
+        60,
+        ge=5,
+        description="A running scan whose heartbeat is older than this is given to another runner.",
+    )
+    scan_max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Runs of one scan job (restarts after a lost runner) before it fails.",
+    )
+    scan_queue_timeout_minutes: int = Field(
+        24 * 60, ge=1, description="A scan job nobody started within this time fails as expired."
+    )
+    scan_max_run_minutes: int = Field(
+        6 * 60, ge=1, description="A scan running longer than this is stopped and fails."
+    )
     duckdb_memory_limit: str = Field(
         "2GB", description="Memory limit of each embedded DuckDB engine (DuckDB syntax)."
     )
     duckdb_threads: int = Field(2, ge=1, le=64, description="Threads of each DuckDB engine.")
+    spark_master: str = Field(
+        "local[2]",
+        description="Master URL of the Spark engine: local[N] runs Spark in this process with N "
+        "threads; spark://host:7077 uses a cluster whose executors must see the blob store.",
+    )
+    spark_driver_memory: str = Field(
+        "1g",
+        description="Memory of the Spark driver JVM (Spark syntax, e.g. 1g); applied when the "
+        "process starts its first Spark engine.",
+    )
     worker_threads: int = Field(
         8, ge=1, le=200, description="Threads per worker process for blocking database calls."
     )

@@ -9,14 +9,16 @@ their endpoints to ``ENDPOINTS`` (or ``PUBLIC``, with the reason).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from factories import PASSWORD, Actor, bearer
 from fastapi.testclient import TestClient
 
-from datafactor.identity.codes import make_uscc
+from datafactor.identity.codes import make_resident_id, make_uscc
 
 Maker = Callable[[TestClient, Actor, dict[str, str]], str]
 
@@ -85,6 +87,195 @@ def _pending_application(client: TestClient, owner: Actor, headers: dict[str, st
     return str(r.json()["id"])
 
 
+# ------------------------------------------------------------------- data sets and discovery
+
+# A small table with a resident-ID column: enough for the recognisers to find something to review.
+DISCOVERY_CSV = (
+    "姓名,身份证号,城市\n"
+    + "".join(
+        f"测试{i},{make_resident_id('450102', date(1985, 1 + i % 12, 1 + i % 28), i)},南宁\n"
+        for i in range(40)
+    )
+).encode()
+
+
+def _own_dataset(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    r = client.post(
+        "/api/v1/datasets",
+        headers=headers,
+        json={"name": "隔离测试数据集", "domain": "public_administration"},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _uploaded(client: TestClient, owner: Actor, headers: dict[str, str]) -> dict[str, Any]:
+    """A data set with one uploaded CSV version; the answer of the upload (version and scan)."""
+    dataset_id = _own_dataset(client, owner, headers)
+    r = client.post(
+        f"/api/v1/datasets/{dataset_id}/versions?filename=people.csv",
+        headers={**headers, "Content-Type": "application/octet-stream"},
+        content=DISCOVERY_CSV,
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def _own_version(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    return str(_uploaded(client, owner, headers)["version"]["id"])
+
+
+def _own_queued_scan(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    return str(_uploaded(client, owner, headers)["scan"]["id"])
+
+
+def _run_scans(client: TestClient) -> None:
+    from datafactor.discovery.api import store_of
+    from datafactor.discovery.jobs import run_pending
+
+    app: Any = client.app
+    run_pending(app.state.db, app.state.settings, store_of(app))
+
+
+def _own_finished_scan(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    scan_id = _own_queued_scan(client, owner, headers)
+    _run_scans(client)
+    return scan_id
+
+
+def _own_upload(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    dataset_id = _own_dataset(client, owner, headers)
+    data = DISCOVERY_CSV + b"# isolation upload\n"
+    r = client.post(
+        f"/api/v1/datasets/{dataset_id}/uploads",
+        headers=headers,
+        json={
+            "filename": "people.csv",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        },
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _own_sent_upload(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    """An upload whose bytes were all sent (so finishing it succeeds)."""
+    dataset_id = _own_dataset(client, owner, headers)
+    data = DISCOVERY_CSV + b"# sent upload\n"
+    r = client.post(
+        f"/api/v1/datasets/{dataset_id}/uploads",
+        headers=headers,
+        json={
+            "filename": "people.csv",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        },
+    )
+    assert r.status_code == 201, r.text
+    upload_id = str(r.json()["id"])
+    r = client.patch(
+        f"/api/v1/uploads/{upload_id}?offset=0",
+        headers={**headers, "Content-Type": "application/octet-stream"},
+        content=data,
+    )
+    assert r.status_code == 200, r.text
+    return upload_id
+
+
+DISCOVERY_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint("GET", "/api/v1/datasets/{dataset_id}", _own_dataset),
+    ObjectEndpoint(
+        "PATCH",
+        "/api/v1/datasets/{dataset_id}",
+        _own_dataset,
+        body={"description": "改"},
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint("GET", "/api/v1/datasets/{dataset_id}/versions", _own_dataset),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/datasets/{dataset_id}/versions",
+        _own_dataset,
+        body={"not": "a file"},
+        ok_status=(422,),
+        notes="the owner gets past the ownership check to the missing ?filename refusal",
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/datasets/{dataset_id}/versions/database",
+        _own_dataset,
+        body={"url": "sqlite:////etc/passwd", "table": "t"},
+        ok_status=(422,),
+        notes="the owner gets past the ownership check to the SQLite-file refusal",
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/datasets/{dataset_id}/uploads",
+        _own_dataset,
+        body={"filename": "a.csv", "size": 4, "sha256": "ab" * 32},
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint("GET", "/api/v1/datasets/{dataset_id}/reviews", _own_dataset),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/datasets/{dataset_id}/reviews",
+        _own_dataset,
+        body={"column": "身份证号", "entity_type": "cn_resident_id", "decision": "confirmed"},
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint("GET", "/api/v1/versions/{version_id}", _own_version),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/versions/{version_id}/scans",
+        _own_version,
+        body={"mode": "full"},
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint(
+        "GET", "/api/v1/uploads/{upload_id}", _own_upload, extra_intruder_kinds=("regulator",)
+    ),
+    ObjectEndpoint(
+        "PATCH",
+        "/api/v1/uploads/{upload_id}",
+        _own_upload,
+        ok_status=(400,),
+        notes="the owner gets past the ownership check to the missing ?offset refusal",
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint(
+        "DELETE",
+        "/api/v1/uploads/{upload_id}",
+        _own_upload,
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/uploads/{upload_id}/finish",
+        _own_sent_upload,
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint("GET", "/api/v1/scans/{scan_id}", _own_queued_scan),
+    ObjectEndpoint("GET", "/api/v1/scans/{scan_id}/report", _own_finished_scan),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/scans/{scan_id}/cancel",
+        _own_queued_scan,
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/scans/{scan_id}/force-cancel",
+        _own_queued_scan,
+        body={"reason": "隔离测试"},
+        notes="the owner's admin may force-cancel its own party's scans",
+        extra_intruder_kinds=("regulator",),
+    ),
+]
+
+
 ENDPOINTS: list[ObjectEndpoint] = [
     ObjectEndpoint("GET", "/api/v1/parties/{party_id}", _own_party),
     ObjectEndpoint("GET", "/api/v1/users/{user_id}", _own_user),
@@ -110,6 +301,7 @@ ENDPOINTS: list[ObjectEndpoint] = [
         owner_kind="exchange_operator",
         notes="owner = an exchange operator; intruder = an enterprise",
     ),
+    *DISCOVERY_ENDPOINTS,
 ]
 
 # Routes with a path parameter that are deliberately public (no tenant owns them).

@@ -1,0 +1,88 @@
+"""Discovery tables: scan jobs over data set versions and reviewers' decisions on detections."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from datafactor.db import ID, Base, UTCDateTime, new_id, utcnow
+
+
+class ScanJob(Base):
+    """One scan of one data set version, run in the background (see ``jobs.py``).
+
+    ``status`` walks queued → running → succeeded | failed | cancelled. A runner that claims the
+    job writes its id to ``runner_id`` and refreshes ``heartbeat_at`` while it works; a running job
+    whose heartbeat went stale is given back to the queue (``attempts`` counts the claims). The
+    report JSON is loaded only when asked for (deferred): progress polling reads the small row.
+    """
+
+    __tablename__ = "scan_job"
+    __table_args__ = (
+        Index("ix_scan_job_status_requested", "status", "requested_at"),
+        Index("ix_scan_job_version_requested", "version_id", "requested_at"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    party_id: Mapped[str] = mapped_column(ID, index=True)
+    dataset_id: Mapped[str] = mapped_column(ID, index=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("dataset_version.id"))
+    version_number: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str | None] = mapped_column(ID)
+    requested_by_name: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    runner_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rows_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_total: Mapped[int | None] = mapped_column(BigInteger)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Headline figures of the report, for lists that should not load the whole report.
+    grade: Mapped[str | None] = mapped_column(String(16))
+    quality_score: Mapped[float | None] = mapped_column(Float)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
+
+
+class DetectionReview(Base):
+    """A reviewer's decision on one detection (column + entity type) of a data set.
+
+    Kept per data set, not per scan, so it applies to every later version's reports too; a new
+    decision on the same detection replaces the old one (the audit trail keeps both).
+    """
+
+    __tablename__ = "detection_review"
+    __table_args__ = (UniqueConstraint("dataset_id", "column_name", "entity_type"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("dataset.id"))
+    party_id: Mapped[str] = mapped_column(ID, index=True)
+    column_name: Mapped[str] = mapped_column(String(255))
+    entity_type: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    scan_job_id: Mapped[str | None] = mapped_column(ID)
+    version_number: Mapped[int | None] = mapped_column(Integer)
+    decided_by: Mapped[str | None] = mapped_column(ID)
+    decided_by_name: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,382 @@
+"""Scan jobs and reviews as rules: the job state machine with its timeouts, review decisions, and
+the reviewed view of a stored scan report.
+
+Pure Python (no web framework, no ORM): ``services.py`` loads rows, asks these functions what to
+do, and writes. The state machine::
+
+    queued ──claim──▶ running ──▶ succeeded | failed | cancelled
+      │                 │  ▲
+      │                 │  └── heartbeat stale: back to queued (attempts left) or failed
+      └──▶ cancelled    └── cancel requested: the runner stops at its next check → cancelled
+      └──▶ failed (waited longer than the queue timeout)
+
+Every non-final state has a timeout (``JobTimeouts``) and an owner: a queued job belongs to the
+queue until ``queue_timeout``; a running job to the runner named on it for as long as its
+heartbeat is fresh and at most ``max_run``. An administrator may force-cancel any non-final job.
+
+A reviewer's decision is kept per data set and detection (column + entity type), so it applies
+to every later version's report: a dismissed detection stops counting towards the column's
+sensitivity and the report's sensitive-column count, and shows who dismissed it and when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from datafactor.errors import N_, InvalidInput
+
+
+class ScanStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE = frozenset({ScanStatus.QUEUED, ScanStatus.RUNNING})
+FINAL = frozenset({ScanStatus.SUCCEEDED, ScanStatus.FAILED, ScanStatus.CANCELLED})
+
+
+class ScanMode(StrEnum):
+    """A sample scan reads the first rows (quick, queued with every new version); a full scan
+    reads every row."""
+
+    SAMPLE = "sample"
+    FULL = "full"
+
+
+class ReviewDecision(StrEnum):
+    CONFIRMED = "confirmed"
+    DISMISSED = "dismissed"
+
+
+class EventTag(StrEnum):
+    """Audit action tags of discovery (``scope:resource:action``)."""
+
+    SCAN_REQUEST = "discovery:scan:request"
+    SCAN_START = "discovery:scan:start"
+    SCAN_SUCCEED = "discovery:scan:succeed"
+    SCAN_FAIL = "discovery:scan:fail"
+    SCAN_CANCEL_REQUEST = "discovery:scan:cancel-request"
+    SCAN_CANCELLED = "discovery:scan:cancelled"
+    SCAN_FORCE_CANCEL = "discovery:scan:force-cancel"
+    SCAN_REQUEUE = "discovery:scan:requeue"
+    DETECTION_CONFIRM = "discovery:detection:confirm"
+    DETECTION_DISMISS = "discovery:detection:dismiss"
+
+
+STATUS_LABELS: dict[str, str] = {
+    ScanStatus.QUEUED: N_("Queued"),
+    ScanStatus.RUNNING: N_("Running"),
+    ScanStatus.SUCCEEDED: N_("Finished"),
+    ScanStatus.FAILED: N_("Failed"),
+    ScanStatus.CANCELLED: N_("Cancelled"),
+}
+MODE_LABELS: dict[str, str] = {
+    ScanMode.SAMPLE: N_("Sample scan"),
+    ScanMode.FULL: N_("Full scan"),
+}
+DECISION_LABELS: dict[str, str] = {
+    ReviewDecision.CONFIRMED: N_("Confirmed"),
+    ReviewDecision.DISMISSED: N_("Dismissed"),
+}
+EVENT_LABELS: dict[str, str] = {
+    EventTag.SCAN_REQUEST: N_("Requested a scan"),
+    EventTag.SCAN_START: N_("Scan started"),
+    EventTag.SCAN_SUCCEED: N_("Scan finished"),
+    EventTag.SCAN_FAIL: N_("Scan failed"),
+    EventTag.SCAN_CANCEL_REQUEST: N_("Asked to cancel a scan"),
+    EventTag.SCAN_CANCELLED: N_("Scan cancelled"),
+    EventTag.SCAN_FORCE_CANCEL: N_("Force-cancelled a scan"),
+    EventTag.SCAN_REQUEUE: N_("Scan put back in the queue"),
+    EventTag.DETECTION_CONFIRM: N_("Confirmed a detection"),
+    EventTag.DETECTION_DISMISS: N_("Dismissed a detection"),
+}
+GRADE_LABELS: dict[str, str] = {
+    "general": N_("General data"),
+    "important": N_("Important data"),
+    "core": N_("Core data"),
+}
+ENTITY_LABELS: dict[str, str] = {
+    "cn_resident_id": N_("Resident ID number"),
+    "cn_mobile": N_("Mobile number"),
+    "cn_landline": N_("Landline number"),
+    "bank_card": N_("Bank card number"),
+    "email": N_("E-mail address"),
+    "cn_uscc": N_("Unified social credit code"),
+    "passport": N_("Passport number"),
+    "hk_macao_taiwan_permit": N_("Hong Kong/Macao/Taiwan travel permit"),
+    "license_plate": N_("Licence plate"),
+    "vin": N_("Vehicle identification number (VIN)"),
+    "ip_address": N_("IP address"),
+    "geo_coordinate": N_("Latitude/longitude"),
+    "date_of_birth": N_("Date of birth"),
+    "person_name": N_("Person name"),
+    "address": N_("Address"),
+    "vn_citizen_id": N_("Vietnamese citizen ID"),
+    "th_national_id": N_("Thai national ID"),
+    "sg_nric": N_("Singapore NRIC/FIN"),
+    "my_mykad": N_("Malaysian MyKad"),
+    "id_nik": N_("Indonesian NIK"),
+}
+
+NOTE_MAX = 1000
+REASON_MAX = 500
+
+
+# ------------------------------------------------------------------------------ the state machine
+
+
+@dataclass(frozen=True)
+class JobTimeouts:
+    """How long each non-final state may last (see the module docstring)."""
+
+    heartbeat_stale: timedelta
+    queue_timeout: timedelta
+    max_run: timedelta
+    max_attempts: int
+
+
+class SweepAction(StrEnum):
+    """What the sweep does to a job that overstayed a state."""
+
+    REQUEUE = "requeue"  # its runner vanished; another one restarts it
+    CANCEL = "cancel"  # its runner vanished while a cancel was pending
+    GIVE_UP = "give-up"  # runners vanished on it max_attempts times
+    TIME_OUT = "time-out"  # it ran longer than max_run
+    EXPIRE = "expire"  # nobody claimed it within queue_timeout
+
+
+@dataclass(frozen=True)
+class JobClock:
+    """The times and counters of a job the sweep looks at."""
+
+    status: str
+    requested_at: datetime
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    cancel_requested: bool
+    attempts: int
+
+
+def sweep_action(job: JobClock, now: datetime, limits: JobTimeouts) -> SweepAction | None:
+    """What to do with a job whose state lasted too long; None when it is within its limits."""
+    if job.status == ScanStatus.QUEUED:
+        return SweepAction.EXPIRE if now - job.requested_at > limits.queue_timeout else None
+    if job.status != ScanStatus.RUNNING:
+        return None
+    beat = job.heartbeat_at or job.started_at or job.requested_at
+    started = job.started_at or job.requested_at
+    # A live runner stops a job that ran too long itself; this catches one that cannot.
+    if now - started > limits.max_run + limits.heartbeat_stale:
+        return SweepAction.TIME_OUT
+    if now - beat <= limits.heartbeat_stale:
+        return None
+    if job.cancel_requested:
+        return SweepAction.CANCEL
+    if job.attempts >= limits.max_attempts:
+        return SweepAction.GIVE_UP
+    return SweepAction.REQUEUE
+
+
+def overran(started_at: datetime | None, now: datetime, limits: JobTimeouts) -> bool:
+    """Whether a running job passed its run-time limit (its runner then stops it)."""
+    return started_at is not None and now - started_at > limits.max_run
+
+
+def progress_percent(rows_done: int, rows_total: int | None, status: str) -> int | None:
+    """0–100 for the progress bar; None while the total is unknown (an indeterminate bar)."""
+    if status == ScanStatus.SUCCEEDED:
+        return 100
+    if not rows_total:
+        return None
+    return max(0, min(100, int(rows_done * 100 / rows_total)))
+
+
+# -------------------------------------------------------------------------------------- reviews
+
+
+def check_review(decision: str, note: str, column: str, entity_type: str) -> tuple[str, str]:
+    """The decision and the note, checked; ``InvalidInput`` saying what to fix."""
+    if decision not in set(ReviewDecision):
+        raise InvalidInput(N_("Choose to confirm or to dismiss the detection."), field="decision")
+    if entity_type not in ENTITY_LABELS:
+        raise InvalidInput(
+            N_("Unknown entity type {entity_type}."),
+            field="entity_type",
+            entity_type=entity_type[:40],
+        )
+    if not column or len(column) > 255:
+        raise InvalidInput(N_("Name the column of the detection."), field="column")
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX:
+        raise InvalidInput(N_("A note has at most 1000 characters."), field="note")
+    if decision == ReviewDecision.DISMISSED and not note:
+        # A dismissal removes a finding from what the grade and later checks see: say why.
+        raise InvalidInput(
+            N_("Say why the detection is wrong (a note is required to dismiss)."), field="note"
+        )
+    return decision, note
+
+
+def check_reason(reason: str) -> str:
+    reason = " ".join((reason or "").split())
+    if not reason or len(reason) > REASON_MAX:
+        raise InvalidInput(N_("Give a reason (1–500 characters)."), field="reason")
+    return reason
+
+
+@dataclass(frozen=True)
+class Review:
+    """A decision as the report shows it."""
+
+    column: str
+    entity_type: str
+    decision: str
+    note: str
+    decided_by: str
+    decided_at: datetime
+    version_number: int | None
+
+
+@dataclass
+class Detection:
+    """One entity type found in one column, with the review decision on it if any."""
+
+    entity_type: str
+    match_ratio: float | None
+    confidence: float | None
+    sensitive: bool
+    review: Review | None = None
+
+    @property
+    def dismissed(self) -> bool:
+        return self.review is not None and self.review.decision == ReviewDecision.DISMISSED
+
+    @property
+    def confirmed(self) -> bool:
+        return self.review is not None and self.review.decision == ReviewDecision.CONFIRMED
+
+
+@dataclass
+class ColumnView:
+    """A column of the report with its detections and its sensitivity after review."""
+
+    name: str
+    detections: list[Detection]
+    match_ratio: float
+    confidence: float
+    sensitive_as_scanned: bool
+    distinct_values: int | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective(self) -> list[Detection]:
+        return [d for d in self.detections if not d.dismissed]
+
+    @property
+    def sensitive(self) -> bool:
+        """Sensitive after review: a sensitive detection that nobody dismissed."""
+        if not self.sensitive_as_scanned:
+            return False
+        return any(d.sensitive for d in self.effective)
+
+    @property
+    def has_pi(self) -> bool:
+        return bool(self.effective)
+
+
+@dataclass
+class ReportView:
+    """A stored report with the data set's review decisions applied (what the report page shows)."""
+
+    columns: list[ColumnView]
+    raw: Mapping[str, Any]
+
+    @property
+    def sensitive_columns(self) -> list[ColumnView]:
+        return [c for c in self.columns if c.sensitive]
+
+    @property
+    def pi_columns(self) -> list[ColumnView]:
+        return [c for c in self.columns if c.has_pi]
+
+    @property
+    def dismissed(self) -> list[tuple[ColumnView, Detection]]:
+        return [(c, d) for c in self.columns for d in c.detections if d.dismissed]
+
+    @property
+    def pending(self) -> list[tuple[ColumnView, Detection]]:
+        return [(c, d) for c in self.columns for d in c.detections if d.review is None]
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def apply_reviews(
+    report: Mapping[str, Any], reviews: Iterable[Review], sensitive_types: frozenset[str]
+) -> ReportView:
+    """The report's columns with each detection's review attached.
+
+    ``report`` is the scan's JSON (``ScanReport.as_dict()``): ``columns`` of ``{name, types,
+    sensitive, match_ratio, confidence, ...}``, optionally per-type ``ratios`` and
+    ``confidences``. ``sensitive_types`` are the entity types that are sensitive personal
+    information (PIPL art. 28), to tell which detection made a column sensitive.
+    """
+    by_key = {(r.column, r.entity_type): r for r in reviews}
+    columns = []
+    for entry in report.get("columns", []) or []:
+        if not isinstance(entry, Mapping):
+            continue
+        name = str(entry.get("name", ""))
+        types = [str(t) for t in entry.get("types", []) or []]
+        ratios = entry.get("ratios") if isinstance(entry.get("ratios"), Mapping) else {}
+        confidences = (
+            entry.get("confidences") if isinstance(entry.get("confidences"), Mapping) else {}
+        )
+        ratio = _number(entry.get("match_ratio")) or 0.0
+        confidence = _number(entry.get("confidence")) or 0.0
+        detections = []
+        for index, entity in enumerate(types):
+            detections.append(
+                Detection(
+                    entity_type=entity,
+                    match_ratio=_number(ratios.get(entity))
+                    if ratios
+                    else (ratio if index == 0 else None),
+                    confidence=_number(confidences.get(entity))
+                    if confidences
+                    else (confidence if index == 0 else None),
+                    sensitive=entity in sensitive_types,
+                    review=by_key.get((name, entity)),
+                )
+            )
+        known = {
+            "name",
+            "types",
+            "sensitive",
+            "match_ratio",
+            "confidence",
+            "distinct_values",
+            "ratios",
+            "confidences",
+        }
+        distinct = entry.get("distinct_values")
+        columns.append(
+            ColumnView(
+                name=name,
+                detections=detections,
+                match_ratio=ratio,
+                confidence=confidence,
+                sensitive_as_scanned=bool(entry.get("sensitive")),
+                distinct_values=int(distinct) if isinstance(distinct, int) else None,
+                extra={k: v for k, v in entry.items() if k not in known},
+            )
+        )
+    return ReportView(columns=columns, raw=report)

@@ -1,0 +1,572 @@
+"""Data sets, versions, uploads, scan jobs and reviews as use cases, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import date, timedelta
+
+import pytest
+import yaml
+from factories import make_actor
+from sqlalchemy import select, text
+
+from datafactor import dataplane
+from datafactor.audit import AuditEvent, verify_chain
+from datafactor.dataplane import BlobNotFound, BlobTooLarge, DatasetDraft, UploadConflict
+from datafactor.dataplane.models import DatasetVersion
+from datafactor.db import utcnow
+from datafactor.discovery import jobs, services
+from datafactor.discovery.models import ScanJob
+from datafactor.discovery.workflow import ScanStatus
+from datafactor.errors import Conflict, Forbidden, InvalidInput, NotFound
+from datafactor.identity import PartyKind
+from datafactor.identity.codes import make_resident_id
+from datafactor.identity.models import Party, User
+from datafactor.identity.services import principal_for
+from datafactor.settings import Environment, Settings
+
+PEOPLE = (
+    "姓名,身份证号,手机号,城市\n"
+    + "".join(
+        f"用户{i},{make_resident_id('450102', date(1980, 1 + i % 12, 1 + i % 28), i)},"
+        f"1380013{i:04d},南宁\n"
+        for i in range(60)
+    )
+).encode()
+
+
+@pytest.fixture
+def settings(db_url, tmp_path):
+    return Settings(
+        environment=Environment.TEST,
+        database_url=db_url,
+        var_dir=tmp_path / "var",
+        secret_key="test-secret-key-test-secret-key-0123456789",
+        upload_max_bytes=1_000_000,
+        source_allow_sqlite=True,
+    )
+
+
+@pytest.fixture
+def store(settings):
+    return dataplane.blob_store(settings)
+
+
+def principal(db, actor):
+    with db.read() as s:
+        user = s.get(User, actor.user_id)
+        party = s.get(Party, actor.party_id)
+        return principal_for(user, party, via="session")
+
+
+def new_dataset(db, who, name="人口信息", **kw):
+    with db.write() as s:
+        return dataplane.create_dataset(s, who, DatasetDraft(name=name, **kw)).id
+
+
+def add_csv(db, store, who, dataset_id, data=PEOPLE, filename="people.csv"):
+    blob = store.put_stream(io.BytesIO(data), max_bytes=10**7)
+    dataplane.check_readable(store, blob, filename)
+    with db.write() as s:
+        version, job = services.add_file_version(s, who, dataset_id, blob=blob, filename=filename)
+        return version.id, job.id
+
+
+def events(db, action):
+    with db.read() as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+
+
+# ------------------------------------------------------------------------------------ data sets
+
+
+def test_domains_are_those_of_the_grading_rules():
+    rules = yaml.safe_load(
+        (__import__("pathlib").Path(services.__file__).parent / "rules" / "grading.yaml").read_text(
+            encoding="utf-8"
+        )
+    )
+    assert set(dataplane.DataDomain) == set(rules["domains"])
+
+
+def test_create_dataset_checks_and_audits(db, enterprise):
+    who = principal(db, enterprise)
+    with pytest.raises(InvalidInput) as bad, db.write() as s:
+        dataplane.create_dataset(s, who, DatasetDraft(name="  "))
+    assert bad.value.field == "name"
+    with pytest.raises(InvalidInput), db.write() as s:
+        dataplane.create_dataset(s, who, DatasetDraft(name="x", domain="astrology"))
+    dataset_id = new_dataset(db, who, domain="transport", identifying_column=" 身份证号 ")
+    with db.read() as s:
+        dataset = dataplane.get_dataset(s, who, dataset_id)
+        assert dataset.identifying_column == "身份证号"
+        assert dataset.party_id == enterprise.party_id
+    assert [e.object_id for e in events(db, "dataplane:dataset:create")] == [dataset_id]
+
+
+def test_other_parties_cannot_see_regulators_read_but_do_not_write(
+    db, store, enterprise, other_enterprise, regulator
+):
+    owner = principal(db, enterprise)
+    dataset_id = new_dataset(db, owner)
+    version_id, job_id = add_csv(db, store, owner, dataset_id)
+    rival, reg = principal(db, other_enterprise), principal(db, regulator)
+    with db.read() as s:
+        with pytest.raises(NotFound):
+            dataplane.get_dataset(s, rival, dataset_id)
+        with pytest.raises(NotFound):
+            dataplane.get_version(s, rival, version_id)
+        with pytest.raises(NotFound):
+            services.get_scan(s, rival, job_id)
+        assert (
+            dataplane.list_datasets(s, rival, dataplane.DatasetQuery(), limit=10, offset=0)[1] == 0
+        )
+        assert dataplane.get_dataset(s, reg, dataset_id).id == dataset_id
+        assert services.get_scan(s, reg, job_id).id == job_id
+        _rows, total = dataplane.list_datasets(s, reg, dataplane.DatasetQuery(), limit=10, offset=0)
+        assert total == 1
+    with pytest.raises(Forbidden), db.write() as s:
+        dataplane.update_dataset(s, reg, dataset_id, {"name": "改名"})
+    with pytest.raises(Forbidden), db.write() as s:
+        services.request_scan(s, reg, version_id, "full")
+
+
+def test_update_dataset(db, enterprise):
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+    with pytest.raises(InvalidInput), db.write() as s:
+        dataplane.update_dataset(s, who, dataset_id, {"name": "人口信息"})  # nothing changes
+    with db.write() as s:
+        dataset = dataplane.update_dataset(
+            s, who, dataset_id, {"update_frequency": "monthly", "identifying_column": None}
+        )
+        assert dataset.update_frequency == "monthly"
+    assert "update_frequency" in events(db, "dataplane:dataset:update")[0].summary
+
+
+# ------------------------------------------------------------------------------------- versions
+
+
+def test_versions_are_numbered_audited_and_queue_a_sample_scan(db, store, enterprise):
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+    _first, job1 = add_csv(db, store, who, dataset_id)
+    _second, _job2 = add_csv(db, store, who, dataset_id, data=PEOPLE + b"x,y,z,w\n")
+    with db.read() as s:
+        rows, total = dataplane.list_versions(s, who, dataset_id, limit=10, offset=0)
+        assert [v.number for v in rows] == [2, 1]
+        assert total == 2
+        assert rows[1].blob_sha256 == hashlib.sha256(PEOPLE).hexdigest()
+        job = services.get_scan(s, who, job1)
+        assert (job.status, job.mode, job.version_number) == ("queued", "sample", 1)
+    assert len(events(db, "dataplane:version:create")) == 2
+    assert len(events(db, "discovery:scan:request")) == 2
+    with db.read() as s:
+        assert verify_chain(s).ok
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "code"),
+    [
+        (b"", "empty.csv", "empty-file"),
+        (b"a,b\n1,2\n", "notes.docx", "unsupported-format"),
+        (b"a,b\n1,2\n", "macro.xlsm", "macro-workbook"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(200), "image.csv", None),
+    ],
+)
+def test_bad_files_are_refused_with_a_reason(db, store, enterprise, data, filename, code):
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+    blob = store.put_stream(io.BytesIO(data), max_bytes=10**6)
+
+    def add() -> None:
+        dataplane.check_readable(store, blob, filename)
+        with db.write() as s:
+            services.add_file_version(s, who, dataset_id, blob=blob, filename=filename)
+
+    with pytest.raises(InvalidInput) as refused:
+        add()
+    if code:
+        assert refused.value.code == code
+    with db.read() as s:
+        assert dataplane.list_versions(s, who, dataset_id, limit=5, offset=0)[1] == 0
+
+
+def test_too_large_upload_keeps_nothing(store):
+    with pytest.raises(BlobTooLarge):
+        store.put_stream(io.BytesIO(b"x" * 2000), max_bytes=1000)
+
+
+def test_database_version_is_scanned_and_its_url_sealed(db, enterprise, settings, tmp_path):
+    import sqlite3
+
+    source = tmp_path / "dept.db"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE residents (name TEXT, id_number TEXT)")
+        conn.executemany(
+            "INSERT INTO residents VALUES (?, ?)",
+            [(f"居民{i}", make_resident_id("450102", date(1990, 5, 6), i)) for i in range(30)],
+        )
+    url = f"sqlite:///{source}"
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+    table, schema = dataplane.check_database_source(url, "residents", None, allow_files=True)
+    with pytest.raises(InvalidInput) as refused:
+        dataplane.check_database_source(url, "residents", None, allow_files=False)
+    assert refused.value.code == "sqlite-not-allowed"
+    with pytest.raises(InvalidInput) as unknown:
+        dataplane.check_database_source("oracle://u:p@h/db", "t", None, allow_files=True)
+    assert unknown.value.code == "unsupported-database"
+    with pytest.raises(InvalidInput) as garbage:
+        dataplane.check_database_source("not a url", "t", None, allow_files=True)
+    assert garbage.value.code == "bad-database-url"
+    with pytest.raises(NotFound):
+        dataplane.check_database_source(url, "missing", None, allow_files=True)
+    with db.write() as s:
+        _version, job = services.add_database_version(
+            s, who, dataset_id, url=url, table=table, schema=schema, secret_key=settings.secret_key
+        )
+        job_id = job.id
+    jobs.run_pending(db, settings)
+    with db.read() as s:
+        job = services.get_scan(s, who, job_id, with_report=True)
+        assert job.status == "succeeded", job.error_message
+        columns = {c["name"]: c for c in job.report["columns"]}
+        assert columns["id_number"]["types"] == ["cn_resident_id"]
+
+    # A URL with a password: sealed in the database, shown redacted, never in the audit trail.
+    secret_url = "postgresql+psycopg://dept:hunter2secret@db.example.gov.cn/census"
+    with db.write() as s:
+        version, _job = services.add_database_version(
+            s,
+            who,
+            dataset_id,
+            url=secret_url,
+            table="people",
+            schema="public",
+            secret_key=settings.secret_key,
+        )
+        version_id = version.id
+    with db.read() as s:
+        row = s.get(DatasetVersion, version_id)
+        assert row.source_url_display == "postgresql+psycopg://dept:***@db.example.gov.cn/census"
+        assert "hunter2secret" not in (row.source_url_sealed or "")
+        assert row.source_url_sealed.startswith("v1:")
+        assert "hunter2secret" not in dataplane.VersionPublic.of(row).model_dump_json()
+        opened = dataplane.version_source(s, version_id, secret_key=settings.secret_key)
+        assert opened.url == secret_url
+        with pytest.raises(InvalidInput) as rotated:
+            dataplane.version_source(s, version_id, secret_key="another-secret-key-" * 3)
+        assert rotated.value.code == "source-sealed"
+        dump = " ".join(str(v) for v in s.execute(text("SELECT * FROM audit_event")).all())
+        assert "hunter2secret" not in dump
+
+
+# -------------------------------------------------------------------------------------- uploads
+
+
+def test_resumable_upload_in_chunks(db, store, enterprise, settings):
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+    digest = hashlib.sha256(PEOPLE).hexdigest()
+    with db.write() as s:
+        upload = dataplane.start_upload(
+            s,
+            who,
+            store,
+            dataset_id,
+            filename="people.csv",
+            size=len(PEOPLE),
+            sha256=digest,
+            max_bytes=settings.upload_max_bytes,
+        )
+        upload_id = upload.id
+    assert dataplane.upload_offset(store, upload) == 0
+    half = len(PEOPLE) // 2
+    assert dataplane.append_chunk(store, upload, 0, PEOPLE[:half]) == half
+    assert dataplane.append_chunk(store, upload, 0, PEOPLE[:half]) == half  # a retried chunk
+    with pytest.raises(UploadConflict) as gap:
+        dataplane.append_chunk(store, upload, half + 10, PEOPLE[half + 10 :])
+    assert "resume from byte" in str(gap.value)
+    with pytest.raises(Conflict):
+        dataplane.seal_upload(store, upload)  # incomplete
+    assert dataplane.append_chunk(store, upload, half, PEOPLE[half:]) == len(PEOPLE)
+    blob = dataplane.seal_upload(store, upload)
+    with db.write() as s:
+        version, job = services.complete_upload(s, who, upload_id, blob)
+        first = version.id
+        assert job is not None
+    # Finishing again (a lost answer, a retry) returns the same version and queues nothing.
+    blob = dataplane.seal_upload(store, upload)
+    with db.write() as s:
+        version, job = services.complete_upload(s, who, upload_id, blob)
+        assert (version.id, job) == (first, None)
+    # The same bytes again: nothing to send, the upload starts complete.
+    with db.write() as s:
+        again = dataplane.start_upload(
+            s,
+            who,
+            store,
+            dataset_id,
+            filename="copy.csv",
+            size=len(PEOPLE),
+            sha256=digest,
+            max_bytes=settings.upload_max_bytes,
+        )
+    assert dataplane.upload_offset(store, again) == len(PEOPLE)
+
+
+def test_upload_declarations_are_checked(db, store, enterprise, other_enterprise, settings):
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+
+    def start(**kw):
+        args = {"filename": "a.csv", "size": 10, "sha256": "a" * 64, "max_bytes": 100}
+        args.update(kw)
+        with db.write() as s:
+            return dataplane.start_upload(s, who, store, dataset_id, **args)
+
+    with pytest.raises(BlobTooLarge):
+        start(size=101)
+    with pytest.raises(InvalidInput) as empty:
+        start(size=0)
+    assert empty.value.code == "empty-file"
+    with pytest.raises(InvalidInput):
+        start(sha256="not-a-digest")
+    with pytest.raises(InvalidInput):
+        start(filename="a.exe")
+    upload = start()
+    rival = principal(db, other_enterprise)
+    with pytest.raises(BlobNotFound), db.read() as s:
+        dataplane.get_upload(s, rival, upload.id)
+    with db.write() as s:
+        dataplane.abort_upload(s, who, store, upload.id)
+    with db.read() as s:
+        upload = dataplane.get_upload(s, who, upload.id)
+    with pytest.raises(Conflict) as aborted:
+        dataplane.append_chunk(store, upload, 0, b"0123456789")
+    assert aborted.value.code == "upload-aborted"
+
+
+def test_checksum_mismatch_discards_the_upload(db, store, enterprise):
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+    with db.write() as s:
+        upload = dataplane.start_upload(
+            s, who, store, dataset_id, filename="a.csv", size=8, sha256="b" * 64, max_bytes=100
+        )
+    dataplane.append_chunk(store, upload, 0, b"a,b\n1,2\n")
+    with pytest.raises(InvalidInput) as mismatch:
+        dataplane.seal_upload(store, upload)
+    assert mismatch.value.code == "upload-checksum-mismatch"
+
+
+# ---------------------------------------------------------------------------------------- scans
+
+
+def test_scan_runs_and_reports_the_resident_id_column(db, store, enterprise, settings):
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who, domain="public_administration")
+    _version_id, job_id = add_csv(db, store, who, dataset_id)
+    assert jobs.run_pending(db, settings, store) == 1
+    with db.read() as s:
+        job = services.get_scan(s, who, job_id, with_report=True)
+        assert job.status == ScanStatus.SUCCEEDED
+        assert job.rows_done == job.rows_total == 60
+        assert job.grade == "general"
+        columns = {c["name"]: c for c in job.report["columns"]}
+        assert columns["身份证号"]["types"] == ["cn_resident_id"]
+        assert columns["身份证号"]["sensitive"] is True
+        assert columns["身份证号"]["distinct_values"] == 60
+        assert job.report["metadata"]["grading"]["domain"] == "public_administration"
+    actions = [e.action for e in events(db, "discovery:scan:start")] + [
+        e.action for e in events(db, "discovery:scan:succeed")
+    ]
+    assert actions == ["discovery:scan:start", "discovery:scan:succeed"]
+
+
+def test_request_cancel_and_force_cancel(db, store, enterprise, operator, other_enterprise):
+    regulator_admin = make_actor(db, PartyKind.REGULATOR, roles=("admin",))
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+    version_id, sample_job = add_csv(db, store, who, dataset_id)
+    with db.write() as s:
+        full = services.request_scan(s, who, version_id, "full").id
+    with pytest.raises(Conflict) as twice, db.write() as s:
+        services.request_scan(s, who, version_id, "full")
+    assert twice.value.code == "scan-active"
+    with pytest.raises(InvalidInput), db.write() as s:
+        services.request_scan(s, who, version_id, "everything")
+    with db.write() as s:
+        assert services.cancel_scan(s, who, sample_job).status == ScanStatus.CANCELLED
+    with pytest.raises(Conflict), db.write() as s:
+        services.cancel_scan(s, who, sample_job)
+    # Force-cancel: a reason is required; another party's admin does not even see the job; the
+    # exchange operator's admin (a platform administrator) may.
+    with pytest.raises(InvalidInput), db.write() as s:
+        services.force_cancel_scan(s, principal(db, operator), full, "")
+    with pytest.raises(NotFound), db.write() as s:
+        services.force_cancel_scan(s, principal(db, other_enterprise), full, "查看")
+    with pytest.raises(Forbidden), db.write() as s:  # regulators read across parties, no more
+        services.force_cancel_scan(s, principal(db, regulator_admin), full, "查看")
+    with db.write() as s:
+        job = services.force_cancel_scan(s, principal(db, operator), full, "运行器故障")
+        assert job.status == ScanStatus.CANCELLED
+        assert job.error_code == "force-cancelled"
+    forced = events(db, "discovery:scan:force-cancel")
+    assert forced[0].reasons == ["运行器故障"]
+    assert forced[0].actor_username == "exchange.admin"
+
+
+# -------------------------------------------------------------------------------------- reviews
+
+
+def test_reviews_apply_to_later_versions_and_change_the_reviewed_view(
+    db, store, enterprise, other_enterprise, settings
+):
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+    _v1, job1 = add_csv(db, store, who, dataset_id)
+    jobs.run_pending(db, settings, store)
+    with pytest.raises(InvalidInput) as no_note, db.write() as s:
+        services.review_detection(
+            s,
+            who,
+            dataset_id,
+            column="身份证号",
+            entity_type="cn_resident_id",
+            decision="dismissed",
+            scan_job_id=job1,
+        )
+    assert no_note.value.field == "note"
+    with pytest.raises(InvalidInput), db.write() as s:
+        services.review_detection(
+            s,
+            who,
+            dataset_id,
+            column="城市",
+            entity_type="cn_resident_id",
+            decision="confirmed",
+            scan_job_id=job1,
+        )
+    with pytest.raises(NotFound), db.write() as s:
+        services.review_detection(
+            s,
+            principal(db, other_enterprise),
+            dataset_id,
+            column="身份证号",
+            entity_type="cn_resident_id",
+            decision="confirmed",
+        )
+    with db.write() as s:
+        services.review_detection(
+            s,
+            who,
+            dataset_id,
+            column="手机号",
+            entity_type="cn_mobile",
+            decision="confirmed",
+            scan_job_id=job1,
+        )
+        services.review_detection(
+            s,
+            who,
+            dataset_id,
+            column="身份证号",
+            entity_type="cn_resident_id",
+            decision="dismissed",
+            note="测试数据，非真实身份证号",
+            scan_job_id=job1,
+        )
+    # A later version: its report shows the decisions made on version 1.
+    _v2, job2 = add_csv(db, store, who, dataset_id, data=PEOPLE + "补充,,,\n".encode())
+    jobs.run_pending(db, settings, store)
+    with db.read() as s:
+        reviewed = services.reviewed_report(s, who, job2)
+    columns = {c.name: c for c in reviewed.view.columns}
+    resident = columns["身份证号"]
+    assert resident.sensitive_as_scanned and not resident.sensitive
+    assert resident.detections[0].dismissed
+    assert resident.detections[0].review.decided_by == enterprise.username
+    assert resident.detections[0].review.version_number == 1
+    assert columns["手机号"].detections[0].confirmed
+    assert reviewed.view.sensitive_columns == []
+    # The grade is recomputed without the dismissed detection: no sensitive-PI reason any more.
+    assert reviewed.grade_after_review is not None
+    assert not reviewed.grade_after_review.sensitive
+    volume = [r for r in reviewed.grade_after_review.reasons if r.rule == "NDSR-28-pi-volume"]
+    assert volume[0].params["individuals"] == 60  # the mobile column still identifies people
+    assert reviewed.grade_as_scanned.sensitive
+    assert len(events(db, "discovery:detection:dismiss")) == 1
+    assert events(db, "discovery:detection:dismiss")[0].reasons == ["测试数据，非真实身份证号"]
+    # Changing one's mind replaces the decision (the audit trail keeps both).
+    with db.write() as s:
+        services.review_detection(
+            s,
+            who,
+            dataset_id,
+            column="身份证号",
+            entity_type="cn_resident_id",
+            decision="confirmed",
+        )
+    with db.read() as s:
+        decided = {
+            (r.column, r.entity_type): r.decision for r in services.list_reviews(s, who, dataset_id)
+        }
+    assert decided[("身份证号", "cn_resident_id")] == "confirmed"
+    assert len(events(db, "discovery:detection:confirm")) == 2
+
+
+def test_runner_stores_scans_of_a_dismissed_column_with_the_decision_in_its_metadata(
+    db, store, enterprise, settings
+):
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+    add_csv(db, store, who, dataset_id)
+    with db.write() as s:
+        services.review_detection(
+            s,
+            who,
+            dataset_id,
+            column="手机号",
+            entity_type="cn_mobile",
+            decision="dismissed",
+            note="订单号",
+        )
+    with db.write() as s:
+        claimed = services.claim_next(s, "test-runner")
+    assert claimed.metadata["dismissed"] == [["手机号", "cn_mobile"]]
+    assert claimed.metadata["domain"] == "other"
+
+
+def test_sweep_rules_on_the_database(db, store, enterprise, settings):
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+    _v, job_id = add_csv(db, store, who, dataset_id)
+    limits = jobs.timeouts(settings)
+    later = utcnow() + limits.queue_timeout + timedelta(seconds=1)
+    with db.write() as s:
+        assert services.sweep(s, limits, now=later) == 1
+    with db.read() as s:
+        job = s.get(ScanJob, job_id)
+        assert (job.status, job.error_code) == ("failed", "expire")
+
+
+def test_unfinished_uploads_expire(db, store, enterprise):
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+    with db.write() as s:
+        upload = dataplane.start_upload(
+            s, who, store, dataset_id, filename="a.csv", size=8, sha256="e" * 64, max_bytes=100
+        )
+    dataplane.append_chunk(store, upload, 0, b"a,b\n")
+    with db.write() as s:
+        assert dataplane.expire_uploads(s, store, older_than=timedelta(hours=1)) == 0
+    with db.write() as s:
+        assert dataplane.expire_uploads(s, store, older_than=timedelta(seconds=-1)) == 1
+    with db.read() as s:
+        assert dataplane.get_upload(s, who, upload.id).aborted_at is not None
+    with pytest.raises(BlobNotFound):
+        store.get_upload(upload.id)
+    assert events(db, "dataplane:upload:abort")[0].actor_username == "upload-sweep"
