@@ -2,9 +2,13 @@
 
 1. Generate a mixed Chinese/English CSV of about ``--discovery-mb`` MB with the corpus generator
    (``datafactor.discovery.corpus.write_csv``, "register" layout: a third of the columns identify
-   people, the rest are business fields) and scan every cell of it in this process
-   (``csv.reader`` + ``scan_table``), timing CPU seconds: MB/s per core. A smaller file with one
-   column of every entity type ("identifiers" layout, the worst case) is scanned too, for reference.
+   people, the rest are business fields) and scan every cell of it in this process the way the
+   product does: the dataplane's CSV reader (``CsvTable``: pyarrow, every column as text) yields
+   Arrow record batches and ``scan_batches`` classifies each column array. Bytes of the file
+   divided by the CPU seconds of the whole scan, reading included: MB/s per core, the best of
+   ``--discovery-repeat`` runs (the first run is shown too). A smaller file with one column of
+   every entity type ("identifiers" layout, the worst case) is scanned too, for reference, and the
+   big one once more row by row (``csv.reader`` + ``scan_table``, Python strings per cell).
 2. Score the recognisers on the labelled synthetic corpus: precision, recall and F2 per entity
    type at the column level, and at the cell level for check-digit types.
 3. Run Microsoft Presidio (``presidio-analyzer`` from PyPI) in a separate virtual environment
@@ -33,10 +37,11 @@ from pathlib import Path
 
 from run import Row, Section
 
+from datafactor.dataplane.readers import CsvTable
 from datafactor.discovery import CHECK_DIGIT_TYPES, ENTITY_TYPES, scan_table
 from datafactor.discovery.corpus import CSV_LAYOUTS, generate_corpus, write_csv
 from datafactor.discovery.evaluate import Evaluation, Metrics, evaluate
-from datafactor.discovery.recognizers import DEFAULT_THRESHOLD
+from datafactor.discovery.recognizers import DEFAULT_THRESHOLD, scan_batches
 
 NAME = "Discovery: PII recognisers, full-scan throughput and quality vs Microsoft Presidio"
 PACKAGES = ["PyYAML"]
@@ -76,6 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="discovery benchmark: size of the generated CSV in MB (default 60)",
     )
     parser.add_argument(
+        "--discovery-repeat",
+        type=int,
+        default=3,
+        help="discovery benchmark: scans of the CSV, the fastest counts (default 3)",
+    )
+    parser.add_argument(
         "--discovery-presidio-seconds",
         type=float,
         default=45.0,
@@ -96,17 +107,25 @@ def _write(path: Path, megabytes: float, layout: str) -> list[tuple[str, str | N
     )
 
 
-def _scan(path: Path) -> tuple[float, float, list[tuple[str, ...]]]:
-    """Scan every cell of ``path`` in this process; (CPU seconds, wall seconds, types found)."""
+def _scan(path: Path, *, rows: bool = False) -> tuple[float, float, list[tuple[str, ...]]]:
+    """Scan every cell of ``path`` in this process; (CPU seconds, wall seconds, types found).
+
+    As the product does (``CsvTable`` batches into ``scan_batches``), or with ``rows`` row by
+    row (``csv.reader`` into ``scan_table``).
+    """
     # The harness's own objects (corpus generation) are moved out of the collector's way, so
     # the figure is the scan's, not the garbage collector walking this process's older heap.
     gc.collect()
     gc.freeze()
     try:
         cpu, wall = time.process_time(), time.perf_counter()
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle)
-            findings = scan_table(next(reader), reader)
+        if rows:
+            with path.open(encoding="utf-8", newline="") as handle:
+                reader = csv.reader(handle)
+                findings = scan_table(next(reader), reader)
+        else:
+            table = CsvTable(path)
+            findings = scan_batches(table.schema.names, table.batches())
     finally:
         gc.unfreeze()
     return (
@@ -114,6 +133,17 @@ def _scan(path: Path) -> tuple[float, float, list[tuple[str, ...]]]:
         time.perf_counter() - wall,
         [finding.types for finding in findings],
     )
+
+
+def _best_scan(path: Path, repeat: int) -> tuple[float, float, float, list[tuple[str, ...]]]:
+    """``_scan`` ``repeat`` times: (fastest CPU seconds, its wall seconds, first run's CPU
+    seconds, types found). The cores are shared: other processes slow a run down (caches,
+    memory bandwidth) even in CPU time, never speed it up."""
+    runs = [_scan(path) for _ in range(max(1, repeat))]
+    cpu, wall, found = min(runs, key=lambda run: run[0])
+    if any(run[2] != found for run in runs):
+        raise RuntimeError("scans of the same file disagree")
+    return cpu, wall, runs[0][0], found
 
 
 def _columns_right(columns: list[tuple[str, str | None]], found: list[tuple[str, ...]]) -> int:
@@ -349,6 +379,7 @@ def _quality_table(
 
 def run(args: argparse.Namespace) -> Section:
     megabytes = float(getattr(args, "discovery_mb", 60.0))
+    repeat = int(getattr(args, "discovery_repeat", 3))
     presidio_seconds = float(getattr(args, "discovery_presidio_seconds", 45.0))
     rows: list[Row] = []
     notes: list[str] = []
@@ -357,17 +388,18 @@ def run(args: argparse.Namespace) -> Section:
         register = work / "register.csv"
         columns = _write(register, megabytes, "register")
         size = register.stat().st_size
-        cpu, wall, found = _scan(register)
+        cpu, wall, first_cpu, found = _best_scan(register, repeat)
         ours_mbps = size / 1e6 / cpu
         rows.append(
             Row(
                 f"Our full scan, {size / 1e6:.0f} MB mixed zh/en CSV ({len(columns)} cols),"
-                " MB/s per core (CPU time)",
+                f" MB/s per core (CPU time, reading included, best of {repeat})",
                 f"{ours_mbps:.1f}",
                 f"≥ {TARGET_MBPS:.0f}",
                 ours_mbps >= TARGET_MBPS,
             )
         )
+        rows.append(Row("Same, first run (cold: imports, tables)", f"{size / 1e6 / first_cpu:.1f}"))
         rows.append(Row("Same, MB/s by the wall clock", f"{size / 1e6 / wall:.1f}"))
         right = _columns_right(columns, found)
         rows.append(
@@ -379,9 +411,20 @@ def run(args: argparse.Namespace) -> Section:
             )
         )
 
+        row_cpu, _, row_found = _scan(register, rows=True)
+        rows.append(
+            Row(
+                "Same file row by row (csv.reader + scan_table, a Python string per cell), MB/s"
+                " per core",
+                f"{size / 1e6 / row_cpu:.1f}",
+            )
+        )
+        if row_found != found:
+            rows.append(Row("Row-by-row findings equal the batch scan's", "no", "yes", False))
+
         dense = work / "identifiers.csv"
         dense_columns = _write(dense, min(20.0, megabytes / 3), "identifiers")
-        dense_cpu, _, dense_found = _scan(dense)
+        dense_cpu, _, _, dense_found = _best_scan(dense, repeat)
         dense_mbps = dense.stat().st_size / 1e6 / dense_cpu
         dense_right = _columns_right(dense_columns, dense_found)
         rows.append(
@@ -468,9 +511,15 @@ def run(args: argparse.Namespace) -> Section:
     notes.insert(
         0,
         (
-            "Throughput counts every cell: `csv.reader` plus `scan_table` in one process, file bytes "
-            "divided by the process's CPU seconds (per core; the wall-clock figure also counts time "
-            'other processes took the core). The headline file is the "register" layout: '
+            "Throughput counts every cell, reading included, as the product scans a CSV: the "
+            "dataplane reader (`CsvTable`: pyarrow parses the file, every column as text) yields "
+            "Arrow record batches and `scan_batches` classifies each column array (whole-array "
+            "rules in numpy and Arrow compute for the shapes they settle, `_classify` per cell "
+            "for the rest, with the same result), in one process: file bytes divided by the "
+            "process's CPU seconds (per core; the wall-clock figure also counts time other "
+            f"processes took the core), the fastest of {repeat} runs, the first one shown too. "
+            "The row-by-row figure is the same file through `csv.reader` and `scan_table`. The "
+            'headline file is the "register" layout: '
             + ", ".join(name for name, _, _ in CSV_LAYOUTS["register"])
             + "; the identifier-dense file has one column of every entity type."
         ),

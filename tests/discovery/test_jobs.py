@@ -108,7 +108,7 @@ def wait_for(predicate, timeout=15.0):
     raise AssertionError("timed out waiting")
 
 
-def slow_scan(table, *, full, sample_rows, progress, should_cancel, metadata):
+def slow_scan(table, *, full, sample_rows, progress, should_cancel, metadata, **declared):
     """Stands in for scan_source: reports progress until told to stop."""
     for step in range(1, 3000):
         if should_cancel():

@@ -47,6 +47,7 @@ from datafactor.discovery.recognizers import (
     Recognizer,
     classify_value,
     load_pii_rules,
+    scan_batches,
     scan_column,
     scan_table,
 )
@@ -153,6 +154,7 @@ __all__ = [
     "require_trustee",
     "review_detection",
     "reviewed_report",
+    "scan_batches",
     "scan_column",
     "scan_source",
     "scan_table",

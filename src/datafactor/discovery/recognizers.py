@@ -7,6 +7,8 @@ segments and card issuer ranges, surname lists, division names. ``classify_value
 one value; ``scan_column`` / ``ColumnScanner`` count every cell of a column and decide which types
 it holds, with a match ratio, a confidence, whether it is sensitive under PIPL art. 28 (from the
 rule file ``rules/pii_types.yaml``) and how many distinct values of identifying types it holds.
+``scan_table`` scans rows of Python strings, ``scan_batches`` pyarrow record batches (what the
+dataplane's tables yield; ``ColumnScanner.update`` takes a column array as well).
 
 Speed is a design constraint (the target is 20 MB/s per core over every cell of a CSV), so a
 value is first dispatched on cheap facts — ASCII or not, all digits or not, its length, its
@@ -15,7 +17,12 @@ few types that shape allows are validated. Columns are scanned in batches: a bat
 values is classified once per distinct value (remembered across batches), and in a batch of
 distinct values the all-digit cells skip the per-cell dispatch and go by length to a rule that
 runs over the whole batch in C where it can (resident IDs, cards, mobiles, credit codes); the
-tests check that every batch path gives exactly the per-cell result. For the same reason the
+tests check that every batch path gives exactly the per-cell result. A pyarrow column goes
+further (``_arrow_tally``): cells whose shape settles their result are counted over the whole
+array in numpy and Arrow compute kernels without becoming Python strings (digit runs by length,
+credit codes, VINs, dates, timestamps, amounts, codes, formatted phones and cards, e-mail
+addresses, Chinese names, plates, addresses), each rule a re-statement of what ``_classify``
+answers for exactly that shape, and every other cell goes to ``_classify``. For the same reason the
 resident-ID and credit-code checks here are arithmetic re-statements of
 ``datafactor.identity.codes`` (whose validators build error explanations and take ~25 µs a
 call): the tests check that both agree, and this module is stricter only in refusing credit codes
@@ -24,7 +31,8 @@ whose first two characters name no registration authority and category.
 Column names add context narrowly: a name that names a type lowers its threshold and enables
 its look-alike shapes (a bare date is a date of birth only in a column named like one), a name
 that contradicts it raises the threshold; a name never creates a match for a check-digit type,
-since a cell must still pass its check. Pure Python: no database, no web framework.
+since a cell must still pass its check. No database, no web framework; numpy and pyarrow (which
+the dataplane needs anyway) for the array rules and the distinct counts, imported on first use.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from itertools import compress, groupby, islice, repeat, zip_longest
 from operator import add, and_, attrgetter, eq, itemgetter, mod, mul, not_, or_, sub
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import yaml  # type: ignore[import-untyped]
 
@@ -63,6 +71,7 @@ __all__ = [
     "column_context",
     "division_names",
     "load_pii_rules",
+    "scan_batches",
     "scan_column",
     "scan_table",
 ]
@@ -681,7 +690,10 @@ def _separated(s: str, skeleton: bytes) -> _Result:
         m = _INTL_LANDLINE.fullmatch(s)
         if m is not None and _landline("0" + m.group(1), m.group(2)):
             return _R["cn_landline"]
-        return _NONE
+        if c0 != "0":
+            return _NONE
+        # "00" without a country code after it is no dialling prefix: a MyKad of someone born
+        # in 2000 (000117-13-1390) opens like that, so the other shapes are tried.
     if c0 == "0" or c0 == "(":
         m = _LANDLINE.fullmatch(s)
         if m is not None:
@@ -1013,8 +1025,9 @@ class ColumnFinding:
 
     ``match_ratio`` and ``confidence`` are those of the first type (0 when none); ``ratios`` and
     ``confidences`` cover every type seen in at least one cell. ``distinct_values`` counts the
-    distinct cell values of identifying types (exact up to 20,000, then an unbiased estimate);
-    None when the column holds no identifying type.
+    distinct cell values of identifying types (by 64-bit hashes of their UTF-8 bytes: exact up
+    to 20,000 but for a collision, about one chance in 10¹¹, then an unbiased estimate); None
+    when the column holds no identifying type.
     """
 
     name: str
@@ -1051,7 +1064,8 @@ class ColumnScanner:
     """Counts the types of every cell of one column, fed in batches; ``finding()`` decides.
 
     Repeated values are classified once (a per-column cache), so year, status or city columns
-    cost a dictionary lookup per cell.
+    cost a dictionary lookup per cell. Batches are lists of strings or pyarrow arrays; both give
+    the same counts and distinct values for the same cells.
     """
 
     def __init__(self, name: str, *, threshold: float = DEFAULT_THRESHOLD) -> None:
@@ -1060,11 +1074,19 @@ class ColumnScanner:
         self._total = 0
         self._counts: dict[_Result, int] = {}
         self._cache: dict[str, _Result] = {}
-        self._seen: set[str] = set()
+        self._seen: set[int] = set()  # 64-bit hashes of identifying values (_hash_cells)
         self._mask = 0  # distinct sampling: keep values whose hash has these bits clear
 
     def update(self, values: Iterable[str | None]) -> None:
-        """Count a batch of cells (``None`` and empty strings are empty cells)."""
+        """Count a batch of cells (``None`` and empty strings are empty cells).
+
+        ``values`` may also be a pyarrow string array or chunked array (a column of a record
+        batch, as ``dataplane`` tables yield them): it is then classified without turning every
+        cell into a Python string (see ``_arrow_tally``), with the same result.
+        """
+        if _is_arrow(values):
+            self._update_arrow(values)
+            return
         if isinstance(values, list | tuple) and len(values) <= _BATCH:
             self._update(values)
             return
@@ -1076,52 +1098,71 @@ class ColumnScanner:
         # The loops over cells run in C (set, Counter, map, compress); Python code runs once per
         # distinct value in columns that repeat values, once per cell (``_classify``) otherwise.
         cells: Sequence[str] = [v or "" for v in values] if None in values else values  # type: ignore[assignment]
-        counts, cache = self._counts, self._cache
-        new: Mapping[_Result, int]
-        identifying: list[str]
+        new, identifying = self._tally(cells)
+        self._add(new, len(cells))
+        if identifying:
+            self._remember(_hash_strings(identifying))
+
+    def _add(self, new: Mapping[_Result, int], total: int) -> None:
+        counts = self._counts
+        for r, count in new.items():
+            counts[r] = counts.get(r, 0) + count
+        self._total += total
+
+    def _tally(self, cells: Sequence[str]) -> tuple[Mapping[_Result, int], list[str]]:
+        """Counts per result of ``cells`` and their values of identifying types."""
         # Columns that repeat values (codes, statuses, dates, amounts) are classified once per
         # distinct value, remembered across batches; the others cell by cell.
         sample = cells[:_SAMPLE]
         tallied = Counter(cells) if len(set(sample)) * 5 <= len(sample) * 4 else None
         if tallied is not None and len(tallied) * 2 <= len(cells):
-            per_value: dict[str, _Result] = {}
-            for v in tallied:
-                r = cache.get(v)
-                if r is None:
-                    r = _classify(v)
-                    if len(cache) < _CACHE_MAX and len(v) <= 128:
-                        cache[v] = r
-                per_value[v] = r
-            tally: dict[_Result, int] = {}
-            identifying = []
-            for v, count in tallied.items():
-                r = per_value[v]
-                tally[r] = tally.get(r, 0) + count
-                if r.identifying:
-                    identifying.append(v)
-            new = tally
-        else:
-            new, identifying = _classify_many(cells)
-        for r, count in new.items():
-            counts[r] = counts.get(r, 0) + count
-        self._total += len(cells)
-        if identifying:
-            self._remember(identifying)
+            return self._tally_distinct(tallied.keys(), tallied.values())
+        return _classify_many(cells)
 
-    def _remember(self, values: Iterable[str]) -> None:
-        """Distinct values of identifying types: a set, thinned by hash once it grows too big."""
+    def _tally_distinct(
+        self, values: Iterable[str], counts: Iterable[int]
+    ) -> tuple[dict[_Result, int], list[str]]:
+        """Counts per result of distinct ``values`` seen ``counts`` times each (cached)."""
+        cache = self._cache
+        tally: dict[_Result, int] = {}
+        identifying = []
+        for v, count in zip(values, counts, strict=True):
+            r = cache.get(v)
+            if r is None:
+                r = _classify(v)
+                if len(cache) < _CACHE_MAX and len(v) <= 128:
+                    cache[v] = r
+            tally[r] = tally.get(r, 0) + count
+            if r.identifying:
+                identifying.append(v)
+        return tally, identifying
+
+    def _update_arrow(self, values: object) -> None:
+        chunks = values.chunks if hasattr(values, "chunks") else [values]
+        for chunk in chunks:
+            array = _as_string_array(chunk)
+            if isinstance(array, list):  # not text: the values' str(), the Python way
+                self.update(array)
+                continue
+            for start in range(0, len(array), _BATCH):
+                part = array.slice(start, _BATCH)
+                new, hashes = _arrow_tally(part, self)
+                self._add(new, len(part))
+                if len(hashes):
+                    self._remember(hashes)
+
+    def _remember(self, hashes: Any) -> None:
+        """Distinct values of identifying types, as the set of their 64-bit hashes (a numpy
+        array of them here), thinned once it grows too big: only the hashes whose low bits
+        (the mask's) are clear are kept, a 1/(mask + 1) sample."""
         seen, mask = self._seen, self._mask
-        if mask:  # keep the values whose hash has the mask's bits clear: a 1/(mask+1) sample
-            values = list(values)
-            seen.update(compress(values, map(not_, map(and_, map(hash, values), repeat(mask)))))
-        else:
-            seen.update(values)
+        if mask:
+            hashes = hashes[(hashes & _tables().np.uint64(mask)) == 0]
+        seen.update(hashes.tolist())
         while len(seen) > _DISTINCT_MAX:
             self._mask = mask = (mask << 1) | 1
             kept = list(seen)
-            self._seen = seen = set(
-                compress(kept, map(not_, map(and_, map(hash, kept), repeat(mask))))
-            )
+            self._seen = seen = set(compress(kept, map(not_, map(and_, kept, repeat(mask)))))
 
     def finding(self) -> ColumnFinding:
         """Decide the column's types from the counts so far."""
@@ -1447,6 +1488,781 @@ _BATCH_RULES: dict[int, Callable[[list[str]], tuple[Counter[_Result], list[str]]
 }
 
 
+# --- Arrow columns: rules over whole arrays ------------------------------------------------------
+#
+# A column of a pyarrow record batch is classified without making a Python string of every cell.
+# Cells whose shape settles their result are counted with whole-array arithmetic (numpy over the
+# array's UTF-8 bytes, Arrow compute kernels): all-digit cells by length (resident IDs, card
+# numbers, mobiles, ...), upper-case letters and digits of 17 and 18 characters (VINs, credit
+# codes), ISO and day-first dates, timestamps, amounts. Each of these rules re-states what
+# ``_classify`` answers for exactly that shape, and any cell it cannot settle (a date after
+# today, an 18-digit number that may be a card or a credit code, lower-case letters, anything
+# else) goes to ``_classify`` as a Python string. The tests check that the result is the one of
+# ``_classify`` cell by cell. Python strings are made only of those cells and of the values of
+# identifying types (for the distinct count).
+
+
+def _is_arrow(values: object) -> bool:
+    module = type(values).__module__
+    return module.startswith("pyarrow") and hasattr(values, "type")
+
+
+def _as_string_array(array: Any) -> Any:
+    """A pyarrow ``string`` or ``large_string`` array, or (other types) the cells' ``str()``."""
+    import pyarrow as pa
+
+    kind = array.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return array
+    if pa.types.is_dictionary(kind):
+        return _as_string_array(array.dictionary_decode())
+    if pa.types.is_null(kind):
+        return pa.nulls(len(array), pa.string())
+    if pa.types.is_string_view(kind):
+        return array.cast(pa.large_string())
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        try:
+            return array.cast(pa.large_string())
+        except pa.ArrowInvalid:  # not UTF-8: decoded value by value, as dataplane does
+            return [None if v is None else v.decode("utf-8", "replace") for v in array.to_pylist()]
+    return [None if v is None else str(v) for v in array.to_pylist()]
+
+
+class _Tables:
+    """Lookup tables of the array rules, as numpy arrays (built on first use)."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.np = np
+
+        def flags(size: int, keys: Iterable[int]) -> Any:
+            table = np.zeros(size, dtype=bool)
+            table[list(keys)] = True
+            return table
+
+        def byte_table(chars: str, values: Iterable[int]) -> Any:
+            table = np.full(256, -1, dtype=np.int32)
+            table[list(chars.encode())] = list(values)
+            return table
+
+        self.province = flags(100, map(int, PROVINCE_CODES))
+        self.nik_province = flags(100, map(int, lx.NIK_PROVINCES))
+        self.mobile = flags(1000, map(int, lx.MOBILE_PREFIXES))
+        self.card = {
+            length: flags(10_000, map(int, prefixes))
+            for length, prefixes in _CARD_PREFIX_SETS.items()
+        }
+        # Digit pairs that may open a credit code: only those 18-digit numbers need a closer look.
+        self.uscc_digit_pair = flags(100, (int(p) for p in _USCC_PAIRS if p.isdigit()))
+        self.uscc_pair = flags(65_536, (ord(p[0]) * 256 + ord(p[1]) for p in _USCC_PAIRS))
+        self.uscc_value = byte_table(USCC_ALPHABET, range(len(USCC_ALPHABET)))
+        self.org_value = byte_table(USCC_ALPHABET, (int(c, 36) for c in USCC_ALPHABET))
+        self.org_weights = np.array([pow(2, 8 - j, 11) for j in range(8)], dtype=np.int32)
+        self.uscc_weights = np.array([pow(3, i, 31) for i in range(17)], dtype=np.int32)
+        self.org_expected = np.frombuffer(_ORG_EXPECTED.encode(), dtype=np.uint8)
+        self.uscc_expected = np.frombuffer(_USCC_EXPECTED.encode(), dtype=np.uint8)
+        self.rid_weights = np.array([pow(2, 17 - i, 11) for i in range(17)], dtype=np.int32)
+        self.rid_expected = np.frombuffer(_RID_CHECK.encode(), dtype=np.uint8)
+        vin_letters = b"ABCDEFGHJKLMNPRSTUVWXYZ"
+        self.vin_value = byte_table(
+            "0123456789" + vin_letters.decode(),
+            [*range(10), *(b - 48 for b in vin_letters.translate(_VIN_TO_DIGIT))],
+        )
+        self.vin_weights = np.array(_VIN_WEIGHTS, dtype=np.int32)
+        self.vin_expected = np.frombuffer(b"0123456789X", dtype=np.uint8)
+        self.thai_weights = np.array(_TH_WEIGHTS, dtype=np.int32)
+        self.luhn_double = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.int32)
+        self.div_codes = np.array(sorted(map(int, _DIV_CODES)), dtype=np.int64)
+        # Dates by (year - 1900) * 416 + month * 32 + day: valid iff in _DATES.
+        self.last_date = int(_LAST_DATE)
+        years = self.last_date // 10_000 - 1900 + 1
+        self.dates = flags(
+            years * 416,
+            ((int(d[:4]) - 1900) * 416 + int(d[4:6]) * 32 + int(d[6:]) for d in _DATES),
+        )
+        self.date_years = years
+        self.separators = flags(256, b"-/.")
+        cjk = 0x9FFF - 0x4E00 + 1
+
+        def chars(text: Iterable[str]) -> Any:
+            return flags(cjk, (ord(c) - 0x4E00 for c in text if "\u4e00" <= c <= "\u9fff"))
+
+        self.single_surname = chars(lx.SINGLE_SURNAMES)
+        self.top_surname = chars(lx.TOP_SURNAMES)
+        self.non_name = chars(lx.NON_NAME_CHARS)
+        self.given_name = chars(lx.GIVEN_NAME_CHARS)
+        self.plate_province = chars(lx.PLATE_PROVINCES)
+        self.compound_surnames = np.array(
+            sorted(
+                (ord(w[0]) - 0x4E00) * 0x8000 + ord(w[1]) - 0x4E00 for w in lx.COMPOUND_SURNAMES
+            ),
+            dtype=np.int64,
+        )
+        common: dict[int, list[int]] = {}
+        for word in lx.COMMON_WORDS:
+            if 2 <= len(word) <= 4 and _all_cjk(word):
+                value = 0
+                for c in word:
+                    value = value * 0x8000 + ord(c) - 0x4E00
+                common.setdefault(len(word), []).append(value)
+        self.common_words = {n: np.array(sorted(v), dtype=np.int64) for n, v in common.items()}
+        self.plate_letter = flags(256, map(ord, _PLATE_LETTERS))
+        self.plate_char = flags(256, map(ord, _PLATE_CHARS))
+        self.plate_nev = flags(256, map(ord, _NEV_LETTERS))
+        self.space = flags(256, b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")
+
+    def date(self, year: Any, month: Any, day: Any) -> tuple[Any, Any]:
+        """For int arrays: (in ``_DATES``, undecided).
+
+        Undecided are the dates after the last one of ``_DATES`` and not after today: only a
+        process that has run past midnight has them, and ``_date_ok`` must judge them.
+        """
+        np = self.np
+        index = (year - 1900) * 416 + month * 32 + day
+        inside = (year >= 1900) & (year < 1900 + self.date_years)
+        inside &= (month >= 0) & (month <= 12) & (day >= 0) & (day <= 31)
+        valid = inside & self.dates[np.where(inside, index, 0)]
+        number = year * 10_000 + month * 100 + day
+        today = int(datetime.date.today().strftime("%Y%m%d"))
+        return valid, (number > self.last_date) & (number <= today)
+
+
+_TABLES: list[_Tables] = []
+
+
+def _tables() -> _Tables:
+    if not _TABLES:
+        _TABLES.append(_Tables())
+    return _TABLES[0]
+
+
+def _number(d: Any, start: int, stop: int) -> Any:
+    """The decimal number in columns ``start:stop`` of a digit matrix (values 0-9)."""
+    value = d[:, start].astype("int64")
+    for i in range(start + 1, stop):
+        value = value * 10 + d[:, i]
+    return value
+
+
+def _luhn_ok(t: _Tables, d: Any) -> Any:
+    length = d.shape[1]
+    total = d[:, length - 1 :: -2].sum(axis=1, dtype="int32") if length else 0
+    total = total + t.luhn_double[d[:, length - 2 :: -2]].sum(axis=1, dtype="int32")
+    return total % 10 == 0
+
+
+def _card_ok(t: _Tables, d: Any) -> Any:
+    table = t.card.get(d.shape[1])
+    if table is None:
+        return t.np.zeros(len(d), dtype=bool)
+    return table[_number(d, 0, 4)] & _luhn_ok(t, d)
+
+
+def _nik_ok(t: _Tables, d: Any) -> tuple[Any, Any]:
+    """``_nik`` for rows of 16 digits: (valid, undecided)."""
+    np = t.np
+    month = _number(d, 8, 10)
+    shape = (month >= 1) & (month <= 12) & t.nik_province[_number(d, 0, 2)]
+    shape &= (_number(d, 2, 4) != 0) & (_number(d, 4, 6) != 0) & (_number(d, 12, 16) != 0)
+    day = _number(d, 6, 8)
+    day = np.where(day > 40, day - 40, day)  # women: day + 40
+    year = _number(d, 10, 12)
+    last_century, _ = t.date(1900 + year, month, day)
+    this_century, undecided = t.date(2000 + year, month, day)
+    valid = last_century | this_century
+    return shape & valid, shape & ~valid & undecided
+
+
+def _rid18_ok(t: _Tables, m: Any, d: Any) -> tuple[Any, Any]:
+    """``_rid18`` for rows of 17 digits + a check character: (valid, undecided)."""
+    valid, undecided = t.date(_number(d, 6, 10), _number(d, 10, 12), _number(d, 12, 14))
+    prefix = t.province[_number(d, 0, 2)]
+    check = t.rid_expected[(d[:, :17].astype("int32") @ t.rid_weights) % 11] == m[:, 17]
+    return prefix & valid & check, prefix & undecided & check
+
+
+class _ArrowTally:
+    """Counts of one array's cells by result, the cells left to ``_classify``, identifying ones."""
+
+    def __init__(self, array: Any) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        self.np = np
+        self.array = array
+        self.counts: dict[_Result, int] = {}
+        self.python: list[Any] = []  # index arrays of cells for _classify
+        self.identifying: list[Any] = []  # index arrays of cells of identifying types
+        large = pa.types.is_large_string(array.type)
+        buffers = array.buffers()
+        width = 8 if large else 4
+        self.offsets = np.frombuffer(
+            buffers[1],
+            dtype=np.int64 if large else np.int32,
+            count=len(array) + 1,
+            offset=array.offset * width,
+        ).astype(np.int64)
+        self.data = (
+            np.frombuffer(buffers[2], dtype=np.uint8)
+            if buffers[2] is not None
+            else np.zeros(0, dtype=np.uint8)
+        )
+
+    def add(self, result: _Result, count: int) -> None:
+        if count:
+            self.counts[result] = self.counts.get(result, 0) + int(count)
+
+    def add_flags(self, result: _Result, rows: Any, flags: Any) -> None:
+        """``rows[flags]`` are ``result``; identifying results keep their cells."""
+        count = int(flags.sum())
+        if count:
+            self.add(result, count)
+            if result.identifying:
+                self.identifying.append(rows[flags])
+
+    def matrix(self, rows: Any, length: int) -> Any:
+        """The bytes of ``rows`` (all ``length`` bytes long) as a (rows, length) matrix."""
+        np = self.np
+        starts = self.offsets[rows]
+        first = int(starts[0])
+        if int(starts[-1]) - first == (len(rows) - 1) * length and (
+            len(rows) == 1 or bool((np.diff(starts) == length).all())
+        ):
+            return self.data[first : first + len(rows) * length].reshape(len(rows), length)
+        return self.data[starts[:, None] + np.arange(length)]
+
+    def strings(self, rows: Any) -> list[str]:
+        import pyarrow as pa
+
+        return self.array.take(pa.array(rows, type=pa.int64())).to_pylist()  # type: ignore[no-any-return]
+
+
+def _arrow_tally(array: Any, scanner: ColumnScanner) -> tuple[Mapping[_Result, int], Any]:
+    """``ColumnScanner._tally`` for the cells of a pyarrow string array, with the values of
+    identifying types as their hashes (``_hash_cells``)."""
+    import pyarrow.compute as pc
+
+    np = _tables().np
+    n = len(array)
+    nulls = array.null_count
+    if nulls == n:
+        return ({_BLANK: n} if n else {}), np.zeros(0, dtype=np.uint64)
+    # A column that repeats values (codes, statuses, cities) is counted per distinct value.
+    sample = [v for v in array.slice(0, _SAMPLE).to_pylist() if v is not None]
+    if sample and len(set(sample)) * 5 <= len(sample) * 4:
+        counted = pc.value_counts(array)
+        values = counted.field(0).to_pylist()
+        tally, identifying = scanner._tally_distinct(
+            ["" if v is None else v for v in values], counted.field(1).to_pylist()
+        )
+        return tally, _hash_strings(identifying)
+    return _arrow_rules(array, scanner)
+
+
+def _arrow_rules(array: Any, scanner: ColumnScanner) -> tuple[Mapping[_Result, int], Any]:
+    """``_arrow_tally`` for an array of mostly distinct values: the whole-array rules."""
+    import pyarrow.compute as pc
+
+    np = _tables().np
+    nulls = array.null_count
+    if nulls == len(array):
+        return ({_BLANK: nulls} if nulls else {}), np.zeros(0, dtype=np.uint64)
+    tally_ = _ArrowTally(array)
+    t = _tables()
+    offsets, data = tally_.offsets, tally_.data
+    lengths = np.diff(offsets)
+    if nulls:
+        valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        tally_.add(_BLANK, nulls)
+        lengths = np.where(valid, lengths, -1)
+    tally_.add(_BLANK, int(np.count_nonzero(lengths == 0)))
+    digits = pc.fill_null(pc.ascii_is_decimal(array), False).to_numpy(zero_copy_only=False)
+    alnum = pc.fill_null(pc.ascii_is_alnum(array), False).to_numpy(zero_copy_only=False)
+    alnum &= ~digits
+    other = ~(digits | alnum) & (lengths > 0)
+    for length in np.unique(lengths[digits]).tolist():
+        rows = np.flatnonzero(digits & (lengths == length))
+        _arrow_digits(tally_, t, rows, length)
+    for length in np.unique(lengths[alnum]).tolist():
+        rows = np.flatnonzero(alnum & (lengths == length))
+        if length in (17, 18):
+            _arrow_alnum(tally_, t, rows, length)
+        elif length in (9, 11):
+            tally_.python.append(rows)
+        else:  # _alnum: no type has letters and digits of another length
+            tally_.add(_NONE, len(rows))
+    if other.any():
+        _arrow_other(tally_, t, np.flatnonzero(other), lengths)
+
+    counts = tally_.counts
+    hashes = [_hash_cells(offsets, data, rows) for rows in tally_.identifying]
+    if tally_.python:
+        rows = np.concatenate(tally_.python) if len(tally_.python) > 1 else tally_.python[0]
+        new, found = scanner._tally(tally_.strings(rows))
+        for r, count in new.items():
+            counts[r] = counts.get(r, 0) + count
+        if found:
+            hashes.append(_hash_strings(found))
+    if not hashes:
+        return counts, np.zeros(0, dtype=np.uint64)
+    return counts, np.concatenate(hashes) if len(hashes) > 1 else hashes[0]
+
+
+def _arrow_digits(tally: _ArrowTally, t: _Tables, rows: Any, length: int) -> None:
+    """Cells of ``length`` ASCII digits: ``_DIGIT_RULES`` over the whole group."""
+    np = t.np
+    if length not in _DIGIT_RULES:
+        tally.add(_NONE, len(rows))
+        return
+    if length == 9:
+        tally.add(_RW["vn_citizen_id"], len(rows))
+        return
+    if length == 12:
+        tally.python.append(rows)
+        return
+    m = tally.matrix(rows, length)
+    d = m - 48
+    if length == 11:
+        mobile = t.mobile[_number(d, 0, 3)]
+        tally.add_flags(_R["cn_mobile"], rows, mobile)
+        tally.add(_NONE, len(rows) - int(mobile.sum()))
+    elif length in (14, 17, 19):
+        card = _card_ok(t, d)
+        tally.add_flags(_R["bank_card"], rows, card)
+        tally.add(_NONE, len(rows) - int(card.sum()))
+    elif length == 18:
+        rid, undecided = _rid18_ok(t, m, d)
+        tally.add_flags(_R["cn_resident_id"], rows, rid)
+        rest = ~(rid | undecided)
+        # Not a resident ID: a credit code or a card only with the right first digits.
+        closer = rest & (t.uscc_digit_pair[_number(d, 0, 2)] | t.card[18][_number(d, 0, 4)])
+        tally.python.append(rows[undecided | closer])
+        tally.add(_NONE, int((rest & ~closer).sum()))
+    elif length == 16:
+        card = _card_ok(t, d)
+        nik, undecided = _nik_ok(t, d)
+        tally.python.append(rows[undecided])
+        card &= ~undecided
+        tally.add_flags(_PAIR_RESULTS[True, True], rows, card & nik)
+        tally.add_flags(_R["bank_card"], rows, card & ~nik)
+        tally.add_flags(_R["id_nik"], rows, nik & ~card)
+        tally.add(_NONE, int((~card & ~nik & ~undecided).sum()))
+    elif length == 15:
+        valid, _ = t.date(1900 + _number(d, 6, 8), _number(d, 8, 10), _number(d, 10, 12))
+        rid = t.province[_number(d, 0, 2)] & valid
+        card = _card_ok(t, d)
+        tally.add_flags(_result("cn_resident_id", "bank_card"), rows, rid & card)
+        tally.add_flags(_R["cn_resident_id"], rows, rid & ~card)
+        tally.add_flags(_R["bank_card"], rows, card & ~rid)
+        tally.add(_NONE, int((~rid & ~card).sum()))
+    elif length == 13:
+        total = d[:, :12].astype(np.int32) @ t.thai_weights
+        thai = (d[:, 0] >= 1) & (d[:, 0] <= 8) & ((11 - total % 11) % 10 == d[:, 12])
+        tally.add_flags(_R["th_national_id"], rows, thai)
+        tally.add(_NONE, len(rows) - int(thai.sum()))
+    elif length == 8:
+        valid, undecided = t.date(_number(d, 0, 4), _number(d, 4, 6), _number(d, 6, 8))
+        tally.python.append(rows[undecided])
+        tally.add(_R_DATE_OR_PERMIT, int(valid.sum()))
+        tally.add(_RW["hk_macao_taiwan_permit"], int((~valid & ~undecided).sum()))
+    elif length == 6:
+        known = np.isin(_number(d, 0, 6), t.div_codes)
+        tally.add(_RW["address"], int(known.sum()))
+        tally.add(_NONE, len(rows) - int(known.sum()))
+    else:  # a rule without an array form
+        tally.python.append(rows)
+
+
+def _arrow_alnum(tally: _ArrowTally, t: _Tables, rows: Any, length: int) -> None:
+    """17 or 18 ASCII letters and digits (at least one letter): VINs, credit codes, IDs + X."""
+    np = t.np
+    m = tally.matrix(rows, length)
+    upper = ((m <= 57) | ((m >= 65) & (m <= 90))).all(axis=1)
+    tally.python.append(rows[~upper])  # lower-case letters: _classify upper-cases them
+    rows, m = rows[upper], m[upper]
+    if not len(rows):
+        return
+    if length == 17:
+        value = t.vin_value[m]
+        total = (np.where(value < 0, 0, value) @ t.vin_weights) % 11
+        vin = (
+            (value >= 0).all(axis=1)
+            & (m[:, 9] != ord("U"))
+            & (m[:, 9] != ord("Z"))
+            & (m[:, 9] != ord("0"))
+            & (t.vin_expected[total] == m[:, 8])
+        )
+        tally.add_flags(_R["vin"], rows, vin)
+        tally.add(_NONE, len(rows) - int(vin.sum()))
+        return
+    head_digits = (m[:, :17] <= 57).all(axis=1)  # no letter among the first 17: it is the 'X'
+    ids = head_digits & (m[:, 17] == ord("X"))
+    if ids.any():
+        d = m[ids] - 48
+        rid, undecided = _rid18_ok(t, m[ids], d)
+        id_rows = rows[ids]
+        tally.add_flags(_R["cn_resident_id"], id_rows, rid)
+        tally.python.append(id_rows[undecided])
+        tally.add(_NONE, int((~rid & ~undecided).sum()))
+        rows, m = rows[~ids], m[~ids]
+        if not len(rows):
+            return
+    value = t.uscc_value[m]
+    org = t.org_value[m[:, 8:16]]
+    uscc = (
+        (value >= 0).all(axis=1)
+        & t.uscc_pair[m[:, 0].astype(np.int32) * 256 + m[:, 1]]
+        & ((m[:, 2:8] >= 48) & (m[:, 2:8] <= 57)).all(axis=1)
+        & (t.org_expected[(np.where(org < 0, 0, org) @ t.org_weights) % 11] == m[:, 16])
+        & (
+            t.uscc_expected[(np.where(value < 0, 0, value)[:, :17] @ t.uscc_weights) % 31]
+            == m[:, 17]
+        )
+    )
+    tally.add_flags(_R["cn_uscc"], rows, uscc)
+    tally.add(_NONE, len(rows) - int(uscc.sum()))
+
+
+_AMOUNT = r"^[0-9]+\.[0-9]{1,3}$"  # an amount: not a coordinate (< 4 decimals)
+
+
+def _arrow_other(tally: _ArrowTally, t: _Tables, rows: Any, lengths: Any) -> None:
+    """Neither digits nor letters and digits: dates, timestamps, amounts, e-mail addresses,
+    codes, Chinese names, plates and addresses; the rest to ``_classify``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    np = t.np
+    data, starts = tally.data, tally.offsets[:-1]
+    length = lengths[rows]
+    ends = starts[rows] + length - 1
+    first = data[starts[rows]]
+    last = data[ends]
+    plain = (first < 128) & (last < 128) & ~t.space[first] & ~t.space[last]
+    left = np.ones(len(rows), dtype=bool)
+
+    ten = plain & (length == 10)
+    if ten.any():
+        sub = rows[ten]
+        m = tally.matrix(sub, 10)
+        digit = (m >= 48) & (m <= 57)
+        # YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD: _classify looks the date up in _DATES.
+        ymd = digit[:, [0, 1, 2, 3, 5, 6, 8, 9]].all(axis=1) & (m[:, 4] == m[:, 7])
+        ymd &= t.separators[m[:, 4]]
+        # DD-MM-YYYY (and / .): _classify reaches _DMY and _date_ok.
+        dmy = digit[:, [0, 1, 3, 4, 6, 7, 8, 9]].all(axis=1) & (m[:, 2] == m[:, 5])
+        dmy &= t.separators[m[:, 2]]
+        d = m.astype(np.int64) - 48
+        valid, _ = t.date(_number(d, 0, 4), _number(d, 5, 7), _number(d, 8, 10))
+        tally.add(_RW["date_of_birth"], int((ymd & valid).sum()))
+        tally.add(_NONE, int((ymd & ~valid).sum()))
+        valid, undecided = t.date(_number(d, 6, 10), _number(d, 3, 5), _number(d, 0, 2))
+        settled = dmy & ~undecided
+        tally.add(_RW["date_of_birth"], int((settled & valid).sum()))
+        tally.add(_NONE, int((settled & ~valid).sum()))
+        left[np.flatnonzero(ten)[ymd | settled]] = False
+
+    for size in (8, 9, 13, 14, 17, 19, 23):
+        pick = np.flatnonzero(plain & left & (length == size))
+        if len(pick):
+            left[pick[_arrow_shapes(tally, t, rows[pick], size)]] = False
+
+    # Timestamps (ASCII, no '@', YYYY-MM-DD[ T]hh:...): _classify settles them as nothing.
+    stamp = plain & left & (length >= 19)
+    if stamp.any():
+        sub = rows[stamp]
+        at = starts[sub]
+        stamp_rows = np.flatnonzero(stamp)
+        shaped = (data[at + 4] == 45) & ((data[at + 10] == 32) | (data[at + 10] == 84))
+        shaped &= data[at + 13] == 58
+        if shaped.any():
+            candidates = sub[shaped]
+            strings = tally.array.take(pa.array(candidates, type=pa.int64()))
+            ok = pc.and_(
+                pc.string_is_ascii(strings), pc.invert(pc.match_substring(strings, "@"))
+            ).to_numpy(zero_copy_only=False)
+            tally.add(_NONE, int(ok.sum()))
+            left[stamp_rows[shaped][ok]] = False
+
+    # Amounts: digits, a point, 1-3 decimals.
+    amount = plain & left & (first >= 48) & (first <= 57) & (last >= 48) & (last <= 57)
+    amount &= length <= 64
+    if amount.any():
+        amount_rows = np.flatnonzero(amount)
+        strings = tally.array.take(pa.array(rows[amount_rows], type=pa.int64()))
+        ok = pc.match_substring_regex(strings, _AMOUNT).to_numpy(zero_copy_only=False)
+        tally.add(_NONE, int(ok.sum()))
+        left[amount_rows[ok]] = False
+
+    # E-mail addresses of the usual shape (every one _email accepts too; the others go there).
+    mail = plain & left & (length <= 64) & (last >= 65)
+    if mail.any():
+        mail_rows = np.flatnonzero(mail)
+        strings = tally.array.take(pa.array(rows[mail_rows], type=pa.int64()))
+        ok = pc.match_substring_regex(strings, _PLAIN_EMAIL).to_numpy(zero_copy_only=False)
+        tally.add_flags(_R["email"], rows[mail_rows], ok)
+        left[mail_rows[ok]] = False
+
+    # Codes of letters, digits and - _ / (SKU-000123): no type has that shape.
+    code = plain & left & (length <= 64)
+    if code.any():
+        code_rows = np.flatnonzero(code)
+        strings = tally.array.take(pa.array(rows[code_rows], type=pa.int64()))
+        ok = pc.match_substring_regex(strings, _CODE).to_numpy(zero_copy_only=False)
+        tally.add(_NONE, int(ok.sum()))
+        left[code_rows[ok]] = False
+
+    cjk = left & (first >= 0xE4) & (first <= 0xE9)  # opens with a character U+4000-U+9FFF
+    if cjk.any():
+        cjk_rows = np.flatnonzero(cjk)
+        settled = _arrow_cjk(tally, t, rows[cjk_rows], length[cjk_rows])
+        left[cjk_rows[settled]] = False
+        cjk_rows = cjk_rows[~settled]
+        if len(cjk_rows):
+            address = _arrow_addresses(tally.array.take(pa.array(rows[cjk_rows], type=pa.int64())))
+            tally.add(_R["address"], int(address.sum()))
+            left[cjk_rows[address]] = False
+
+    tally.python.append(rows[left])
+
+
+# Letters, digits and - _ / with at least one letter: the skeleton has a letter and no space,
+# colon or comma, so _ascii_punct finds no kind (and a 10-character date with a letter is no
+# date either).
+_CODE = r"^[0-9A-Za-z/_-]*[A-Za-z][0-9A-Za-z/_-]*$"
+
+
+def _arrow_shapes(tally: _ArrowTally, t: _Tables, rows: Any, size: int) -> Any:
+    """Fixed ASCII shapes of ``size`` bytes that ``_classify`` settles by one rule each.
+
+    Returns which of ``rows`` are settled: ``YYYY-M-D`` dates (8 or 9 characters, ``_YMD``),
+    grouped card numbers of 16 or 19 digits (``_CARD_GROUPS``), formatted mobiles.
+    """
+    np = t.np
+    m = tally.matrix(rows, size)
+    digit = (m >= 48) & (m <= 57)
+    d = np.where(digit, m, 48).astype(np.int64) - 48
+    settled = np.zeros(len(rows), dtype=bool)
+    gap = (m == 32) | (m == 45)  # a space or a hyphen
+    if size in (8, 9):
+        for second in (6, 7) if size == 9 else (6,):
+            others = [i for i in range(size) if i not in (4, second)]
+            shape = digit[:, others].all(axis=1) & (m[:, 4] == m[:, second])
+            shape &= t.separators[m[:, 4]]
+            valid, undecided = t.date(
+                _number(d, 0, 4), _number(d, 5, second), _number(d, second + 1, size)
+            )
+            shape &= ~undecided
+            tally.add(_RW["date_of_birth"], int((shape & valid).sum()))
+            tally.add(_NONE, int((shape & ~valid).sum()))
+            settled |= shape
+        return settled
+    gaps: tuple[int, ...]
+    if size in (19, 23):  # 4 4 4 4 [3], opening with 2-9 (0 and 1 open phones first)
+        gaps = (4, 9, 14) if size == 19 else (4, 9, 14, 19)
+        others = [i for i in range(size) if i not in gaps]
+        shape = digit[:, others].all(axis=1) & gap[:, gaps].all(axis=1) & (m[:, 0] >= 50)
+        card = shape & _card_ok(t, d[:, others])
+        tally.add_flags(_R["bank_card"], rows, card)
+        tally.add(_NONE, int((shape & ~card).sum()))
+        return shape
+    # Mobiles: 1xx-xxxx-xxxx, +861xxxxxxxxxx, +86 1xx xxxx xxxx (_MOBILE, _INTL_MOBILE).
+    if size == 13:
+        gaps, start = (3, 8), 0
+        shape = m[:, 0] == 49
+    elif size == 14:
+        gaps, start = (), 3
+        shape = (m[:, 0] == 43) & (m[:, 1] == 56) & (m[:, 2] == 54) & (m[:, 3] == 49)
+    else:
+        gaps, start = (3, 7, 12), 4
+        shape = (m[:, 0] == 43) & (m[:, 1] == 56) & (m[:, 2] == 54) & (m[:, 4] == 49)
+    others = [i for i in range(start, size) if i not in gaps]
+    shape &= digit[:, others].all(axis=1) & gap[:, list(gaps)].all(axis=1)
+    mobile = shape & t.mobile[_number(d, others[0], others[0] + 3)]
+    tally.add_flags(_R["cn_mobile"], rows, mobile)
+    tally.add(_NONE, int((shape & ~mobile).sum()))
+    return shape
+
+
+def _address_patterns() -> tuple[str, str, str]:
+    """RE2 forms of ``_cn_address``'s conditions, narrowed so that a match implies them.
+
+    The shape: a Chinese character first, a Chinese character or a digit last (no space to
+    strip), no Latin letter (so no plate) and no middle dot (so no minority name). Road and
+    unit words only those that hold an ``ADDRESS_HINT_CHARS`` character. Places as
+    ``_ADDR_PLACE`` or a division name.
+    """
+    shape = r"^[\x{4e00}-\x{9fff}][^A-Za-z\x{b7}\x{2022}]*[\x{4e00}-\x{9fff}0-9]$"
+    road = r"[\x{4e00}-\x{9fff}0-9](?:大道|大街|路|街|巷|村|屯|社区|小区|花园|新村)"
+    unit = r"[0-9０-９一二三四五六七八九十百零〇](?:号|栋|幢|室|楼|弄|巷|组)"
+    place = r"[\x{4e00}-\x{9fff}]{2}(?:省|自治区|市|自治州|地区|盟|县|旗|镇|乡|街道)"
+    words = "|".join(sorted(_DIV_WORDS, key=len, reverse=True))
+    return shape, f"{road}|{unit}", f"{place}|{words}"
+
+
+_ADDRESS_PATTERNS: list[tuple[str, str, str]] = []
+
+
+def _arrow_addresses(strings: Any) -> Any:
+    """Which cells (opening with a Chinese character) are surely addresses to ``_classify``."""
+    import pyarrow.compute as pc
+
+    if not _ADDRESS_PATTERNS:
+        _ADDRESS_PATTERNS.append(_address_patterns())
+    size = pc.utf8_length(strings).to_numpy(zero_copy_only=False)
+    ok = (size >= 6) & (size <= _ADDRESS_MAX)
+    for pattern in _ADDRESS_PATTERNS[0]:
+        ok &= pc.match_substring_regex(strings, pattern).to_numpy(zero_copy_only=False)
+    return ok
+
+
+# Local part of letters, digits and _+- (dot-separated), domain labels of letters, digits and
+# inner hyphens, a letters-only top-level domain: a subset of what _email accepts (checked with
+# at most 64 characters, so that no label nor the local part can be too long).
+_PLAIN_EMAIL = (
+    r"^[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}$"
+)
+
+
+_MIX_1 = 0xBF58476D1CE4E5B9
+_MIX_2 = 0x94D049BB133111EB
+
+
+def _mix(h: Any) -> Any:
+    """The splitmix64 finaliser, over a numpy uint64 array (wrapping arithmetic)."""
+    np = _tables().np
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(_MIX_1)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(_MIX_2)
+    return h ^ (h >> np.uint64(31))
+
+
+def _hash_cells(offsets: Any, data: Any, rows: Any) -> Any:
+    """A 64-bit hash of the UTF-8 bytes of each of ``rows`` (a numpy uint64 array).
+
+    Cells are grouped by length; each group's bytes, zero-padded to whole 8-byte words, are
+    mixed word by word (splitmix64), starting from the length. Distinct values collide with a
+    probability of about n² / 2⁶⁵: none in practice for the distinct counts made with it.
+    """
+    np = _tables().np
+    starts = offsets[rows]
+    lengths = offsets[rows + 1] - starts
+    out = np.empty(len(rows), dtype=np.uint64)
+    for length in np.unique(lengths).tolist():
+        pick = np.flatnonzero(lengths == length)
+        words = -(-length // 8)
+        m = np.zeros((len(pick), words * 8), dtype=np.uint8)
+        if length:
+            m[:, :length] = data[starts[pick][:, None] + np.arange(length)]
+        view = m.view("<u8")
+        h = _mix(np.full(len(pick), length + 1, dtype=np.uint64))
+        for j in range(words):
+            h = _mix(h ^ view[:, j])
+        out[pick] = h
+    return out
+
+
+def _hash_strings(values: Sequence[str]) -> Any:
+    """``_hash_cells`` of Python strings."""
+    import pyarrow as pa
+
+    np = _tables().np
+    if not values:
+        return np.zeros(0, dtype=np.uint64)
+    try:
+        array = pa.array(values, type=pa.large_string())
+    except UnicodeError:  # lone surrogates (a file decoded with surrogateescape): their bytes
+        encoded = [v.encode("utf-8", "surrogatepass") for v in values]
+        array = pa.array(encoded, type=pa.large_binary())
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64, count=len(array) + 1)
+    return _hash_cells(offsets, np.frombuffer(buffers[2], dtype=np.uint8), np.arange(len(array)))
+
+
+def _cjk_chars(m: Any) -> tuple[Any, Any]:
+    """Rows of UTF-8 bytes as (code points - U+4E00, all of them U+4E00-U+9FFF)."""
+    np = _tables().np
+    triples = m.reshape(len(m), -1, 3).astype(np.int32)
+    code = ((triples[:, :, 0] & 0x0F) << 12) | ((triples[:, :, 1] & 0x3F) << 6)
+    code |= triples[:, :, 2] & 0x3F
+    lead = (triples[:, :, 0] >= 0xE4) & (triples[:, :, 0] <= 0xE9)
+    tail = ((triples[:, :, 1:] & 0xC0) == 0x80).all(axis=2)
+    ok = (lead & tail & (code >= 0x4E00) & (code <= 0x9FFF)).all(axis=1)
+    return np.where(ok[:, None], code - 0x4E00, 0), ok
+
+
+def _arrow_cjk(tally: _ArrowTally, t: _Tables, rows: Any, length: Any) -> Any:
+    """Cells opening with a Chinese character: names of 2-4 characters, licence plates.
+
+    Returns which of ``rows`` are settled; the others are left to ``_classify``.
+    """
+    np = t.np
+    settled = np.zeros(len(rows), dtype=bool)
+    for size in (6, 9, 12):  # 2, 3 or 4 characters of 3 bytes
+        pick = np.flatnonzero(length == size)
+        if not len(pick):
+            continue
+        code, ok = _cjk_chars(tally.matrix(rows[pick], size))
+        pick, code = pick[ok], code[ok]
+        name = _cn_names(t, code)
+        tally.add(_R_NAME, int(name.sum()))
+        tally.add(_NONE, len(pick) - int(name.sum()))
+        settled[pick] = True
+    for size in (9, 10, 11, 12):  # plates: province, letter, ["·"], 5 or 6 letters and digits
+        pick = np.flatnonzero(length == size)
+        if not len(pick):
+            continue
+        m = tally.matrix(rows[pick], size)
+        code, ok = _cjk_chars(m[:, :3])
+        ok &= t.plate_province[code[:, 0]]
+        if size >= 11:
+            ok &= (m[:, 4] == 0xC2) & (m[:, 5] == 0xB7)
+            p = m[:, [3, *range(6, size)]]
+        else:
+            p = m[:, 3:]
+        plate = ok & t.plate_letter[p[:, 0]] & _plate_tail(t, p[:, 1:])
+        tally.add_flags(_R["license_plate"], rows[pick], plate)
+        settled[pick[plate]] = True
+    return settled
+
+
+def _plate_tail(t: _Tables, tail: Any) -> Any:
+    """``_plate`` after the province and the letter: 5 (ordinary) or 6 (new-energy) ASCII."""
+    digit = (tail >= 48) & (tail <= 57)
+    if tail.shape[1] == 5:
+        letters = (~digit).sum(axis=1)
+        return t.plate_char[tail].all(axis=1) & (letters <= 3)
+    small = t.plate_nev[tail[:, 0]] & t.plate_char[tail[:, 1]] & digit[:, 2:].all(axis=1)
+    large = digit[:, :5].all(axis=1) & t.plate_nev[tail[:, 5]]
+    return small | large
+
+
+def _cn_names(t: _Tables, code: Any) -> Any:
+    """``_cn_name`` for rows of 2-4 code points (minus U+4E00)."""
+    np = t.np
+    size = code.shape[1]
+    words = t.common_words.get(size)
+    common = np.isin(_packed(code), words) if words is not None else False
+    compound = np.zeros(len(code), dtype=bool)
+    if size >= 3:
+        compound = np.isin(code[:, 0] * 0x8000 + code[:, 1], t.compound_surnames)
+    single = ~compound & t.single_surname[code[:, 0]]
+    clean_2 = ~t.non_name[code[:, 2:]].any(axis=1)  # given name after a compound surname
+    clean_1 = ~t.non_name[code[:, 1:]].any(axis=1)
+    given_1 = t.given_name[code[:, 1:]].all(axis=1)
+    likely = t.top_surname[code[:, 0]] if size == 3 else False
+    return ~common & ((compound & clean_2) | (single & clean_1 & (likely | given_1)))
+
+
+def _packed(code: Any) -> Any:
+    """Rows of code points (minus U+4E00, < 2**15) packed into one integer each."""
+    value = code[:, 0].astype("int64")
+    for i in range(1, code.shape[1]):
+        value = value * 0x8000 + code[:, i]
+    return value
+
+
 def scan_column(
     name: str, values: Iterable[str | None], *, threshold: float = DEFAULT_THRESHOLD
 ) -> ColumnFinding:
@@ -1454,6 +2270,21 @@ def scan_column(
     scanner = ColumnScanner(name, threshold=threshold)
     scanner.update(values)
     return scanner.finding()
+
+
+def scan_batches(
+    names: Sequence[str], batches: Iterable[Any], *, threshold: float = DEFAULT_THRESHOLD
+) -> list[ColumnFinding]:
+    """Scan every cell of a table given as pyarrow record batches (``Table.batches()``).
+
+    Columns are taken by position; each is classified as a whole array (see ``_arrow_tally``),
+    with the findings ``scan_table`` gives for the same cells.
+    """
+    scanners = [ColumnScanner(name, threshold=threshold) for name in names]
+    for batch in batches:
+        for scanner, column in zip(scanners, batch.columns, strict=True):
+            scanner.update(column)
+    return [scanner.finding() for scanner in scanners]
 
 
 def scan_table(
@@ -1465,8 +2296,11 @@ def scan_table(
 ) -> list[ColumnFinding]:
     """Scan every cell of a table given row by row (e.g. a ``csv.reader`` after its header).
 
-    Short rows count as empty cells; cells beyond ``names`` are ignored.
+    Short rows count as empty cells; cells beyond ``names`` are ignored. Each chunk of a column
+    is made a pyarrow array (one C call) and scanned as ``scan_batches`` would.
     """
+    import pyarrow as pa
+
     scanners = [ColumnScanner(name, threshold=threshold) for name in names]
     width = len(scanners)
     iterator = iter(rows)
@@ -1475,5 +2309,10 @@ def scan_table(
         # zip_longest stops at the longest row: columns no row reaches are empty in this chunk.
         columns += [("",) * len(chunk)] * (width - len(columns))
         for scanner, column in zip(scanners, columns, strict=True):
-            scanner.update(column)
+            try:
+                array = pa.array(column, type=pa.string())
+            except (pa.ArrowException, UnicodeError):  # not text, or not encodable as UTF-8
+                scanner.update(column)
+            else:
+                scanner.update(array)
     return [scanner.finding() for scanner in scanners]

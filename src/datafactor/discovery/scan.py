@@ -29,7 +29,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datafactor.dataplane import ReadWarning, Table
-from datafactor.discovery import recognizers
 from datafactor.discovery.grading import (
     Grade,
     GradeDecision,
@@ -229,14 +228,9 @@ def as_text(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
         )
 
 
-# The recognisers may classify an Arrow string array as a whole (no Python string per cell);
-# older ones take Python strings. ``scan_batches`` is the public sign of the Arrow path.
-_ARROW_NATIVE: Final = hasattr(recognizers, "scan_batches")
-
-
 def _cells(array: pa.Array | pa.ChunkedArray) -> Any:
-    text = as_text(array)
-    return text if _ARROW_NATIVE else text.to_pylist()
+    # The recognisers classify an Arrow string array as a whole (no Python string per cell).
+    return as_text(array)
 
 
 def _quality_profiler(
