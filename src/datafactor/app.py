@@ -30,6 +30,8 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    from datafactor.census import api as census_api
+    from datafactor.census import views as census_views
     from datafactor.discovery import api as discovery_api
     from datafactor.discovery import views as discovery_views
     from datafactor.identity import api as identity_api
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     api.include_router(audit_routes.api_router)
     api.include_router(ledger_api.router)
     api.include_router(discovery_api.router)
+    api.include_router(census_api.router)
     app.include_router(api)
     # Console pages refuse unknown query parameters too (a typo must not silently drop a filter).
     strict = [Depends(reject_unknown_query)]
@@ -77,6 +80,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(audit_routes.views_router, dependencies=strict)
     app.include_router(ledger_views.router, dependencies=strict)
     app.include_router(discovery_views.router, dependencies=strict)
+    app.include_router(census_views.router, dependencies=strict)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from datafactor import audit
+from datafactor.census.cli import census_cmd
 from datafactor.db import Database
 from datafactor.discovery.cli import deidentify_cmd, scan_cmd
 from datafactor.errors import DomainError
@@ -36,6 +37,7 @@ app.add_typer(ledger_app, name="ledger")
 app.command("witness")(witness_cmd)
 app.command("verify-receipt")(verify_receipt_cmd)
 app.command("scan")(scan_cmd)
+app.command("census")(census_cmd)
 app.command("deidentify")(deidentify_cmd)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def load_all_models() -> None:
     import datafactor.audit
+    import datafactor.census.models
     import datafactor.dataplane.models
     import datafactor.discovery.models
     import datafactor.identity.models

@@ -16,13 +16,21 @@ from enum import StrEnum
 class Permission(StrEnum):
     AUDIT_EVENT_READ = "audit:event:read"
     AUDIT_EVENT_READ_ALL = "audit:event:read-all"
+    CENSUS_INVENTORY_READ = "census:inventory:read"
+    CENSUS_INVENTORY_READ_ALL = "census:inventory:read-all"
+    CENSUS_RUN_FORCE = "census:run:force"
+    CENSUS_RUN_FORCE_ALL = "census:run:force-all"
+    CENSUS_RUN_START = "census:run:start"
+    CENSUS_RUN_START_ANY = "census:run:start-any"
     DATAPLANE_DATASET_READ = "dataplane:dataset:read"
     DATAPLANE_DATASET_READ_ALL = "dataplane:dataset:read-all"
     DATAPLANE_DATASET_WRITE = "dataplane:dataset:write"
+    DISCOVERY_DEIDENTIFICATION_RUN = "discovery:deidentification:run"
     DISCOVERY_DETECTION_REVIEW = "discovery:detection:review"
     DISCOVERY_SCAN_FORCE = "discovery:scan:force"
     DISCOVERY_SCAN_FORCE_ALL = "discovery:scan:force-all"
     DISCOVERY_SCAN_RUN = "discovery:scan:run"
+    DISCOVERY_TOKEN_REVERSE = "discovery:token:reverse"
     IDENTITY_PARTY_READ = "identity:party:read"
     IDENTITY_PARTY_READ_ALL = "identity:party:read-all"
     IDENTITY_PARTY_UPDATE = "identity:party:update"
@@ -48,7 +56,9 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
         {
             P.DATAPLANE_DATASET_READ,
             P.DATAPLANE_DATASET_WRITE,
+            P.DISCOVERY_DEIDENTIFICATION_RUN,
             P.DISCOVERY_SCAN_RUN,
+            P.DISCOVERY_TOKEN_REVERSE,
             P.IDENTITY_PARTY_READ,
             P.IDENTITY_TOKEN_MANAGE,
             P.IDENTITY_USER_READ,
@@ -64,14 +74,19 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
         }
     ),
     # The admin is also the party's reviewer of discovery results, and may force-cancel its scans.
+    # Reversing tokens is granted to staff and admin of every kind: whether a user may reverse a
+    # given token is decided by the token itself (only the trustee party named in the policy
+    # holds its key), not by the role.
     Role.ADMIN: frozenset(
         {
             P.AUDIT_EVENT_READ,
             P.DATAPLANE_DATASET_READ,
             P.DATAPLANE_DATASET_WRITE,
+            P.DISCOVERY_DEIDENTIFICATION_RUN,
             P.DISCOVERY_DETECTION_REVIEW,
             P.DISCOVERY_SCAN_FORCE,
             P.DISCOVERY_SCAN_RUN,
+            P.DISCOVERY_TOKEN_REVERSE,
             P.IDENTITY_PARTY_READ,
             P.IDENTITY_PARTY_UPDATE,
             P.IDENTITY_TOKEN_MANAGE,
@@ -98,8 +113,22 @@ _KIND_GRANTS: dict[str, dict[Role, frozenset[Permission]]] = {
         Role.STAFF: frozenset({P.IDENTITY_PARTY_READ_ALL, P.IDENTITY_PARTY_VERIFY}),
         Role.AUDITOR: _SUPERVISORY_READ,
     },
-    "regulator": {role: _SUPERVISORY_READ for role in Role},
-    "bigdata_bureau": {role: _SUPERVISORY_READ for role in Role},
+    "regulator": {role: _SUPERVISORY_READ | {P.CENSUS_INVENTORY_READ_ALL} for role in Role},
+    # The big-data bureau organises the government data census: it reads every department's
+    # inventory and the province's roll-up, starts a census for any department, and its admin
+    # may force-cancel any census run.
+    "bigdata_bureau": {
+        Role.ADMIN: _SUPERVISORY_READ
+        | {P.CENSUS_INVENTORY_READ_ALL, P.CENSUS_RUN_FORCE_ALL, P.CENSUS_RUN_START_ANY},
+        Role.STAFF: _SUPERVISORY_READ | {P.CENSUS_INVENTORY_READ_ALL, P.CENSUS_RUN_START_ANY},
+        Role.AUDITOR: _SUPERVISORY_READ | {P.CENSUS_INVENTORY_READ_ALL},
+    },
+    # A government department takes its own census (政务数据资产普查) and reads its inventory.
+    "government_department": {
+        Role.ADMIN: frozenset({P.CENSUS_INVENTORY_READ, P.CENSUS_RUN_FORCE, P.CENSUS_RUN_START}),
+        Role.STAFF: frozenset({P.CENSUS_INVENTORY_READ, P.CENSUS_RUN_START}),
+        Role.AUDITOR: frozenset({P.CENSUS_INVENTORY_READ}),
+    },
 }
 
 # An applicant whose party is not yet verified may only look at and correct its application.

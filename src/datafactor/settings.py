@@ -122,6 +122,35 @@ class Settings(BaseSettings):
     scan_max_run_minutes: int = Field(
         6 * 60, ge=1, description="A scan running longer than this is stopped and fails."
     )
+    census_runner: str = Field(
+        "auto",
+        pattern="^(auto|on|off)$",
+        description="Run the background census runner in each server process: on, off, or auto "
+        "(on, except in the test environment). It shares the scan runners' poll, heartbeat, "
+        "stale, attempt and queue-timeout settings.",
+    )
+    census_sample_rows: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Rows a census reads from each table for its scan, unless the request says.",
+    )
+    census_max_run_minutes: int = Field(
+        24 * 60,
+        ge=1,
+        description="A census running longer than this is stopped and fails (it can be resumed).",
+    )
+    detokenise_max_tokens: int = Field(
+        1000,
+        ge=1,
+        le=10_000,
+        description="Most tokens a trustee may reverse in one request.",
+    )
+    detokenise_max_per_hour: int = Field(
+        20_000,
+        ge=1,
+        description="Most values the users of one trustee party may reverse in any hour.",
+    )
     duckdb_memory_limit: str = Field(
         "2GB", description="Memory limit of each embedded DuckDB engine (DuckDB syntax)."
     )

@@ -7,11 +7,12 @@ import hashlib
 from datetime import date
 
 import pytest
-from factories import bearer
+from factories import bearer, make_actor
 from isolation import DISCOVERY_CSV
 
 from datafactor.discovery.api import store_of
 from datafactor.discovery.jobs import run_pending
+from datafactor.identity import PartyKind
 from datafactor.identity.codes import make_resident_id
 from datafactor.settings import Environment, Settings
 
@@ -373,3 +374,195 @@ def test_regulator_reads_across_parties_but_changes_nothing(client, owner, regul
         ),
         403,
     )
+
+
+# ---------------------------------------------------------------------------- de-identification
+
+NAMES = ["王伟", "李娜", "张敏", "刘洋", "陈静", "杨磊", "黄艳", "赵军", "吴勇", "周杰"]
+RESIDENTS = (
+    "姓名,身份证号,手机号,城市\n"
+    + "".join(
+        f"{NAMES[i % 10]},{make_resident_id('450102', date(1960 + i % 40, 1 + i % 12, 1 + i % 28), i)},"
+        f"138{i:08d},南宁\n"
+        for i in range(50)
+    )
+).encode()
+
+
+def scanned(client, headers, data=RESIDENTS):
+    dataset = new_dataset(client, headers)
+    r = upload(client, headers, dataset["id"], data=data)
+    assert r.status_code == 201, r.text
+    run_scans(client)
+    return dataset, r.json()["version"]
+
+
+def test_deidentification_profiles_trustees_and_plan(client, owner, enterprise):
+    profiles = client.get("/api/v1/deidentification/profiles", headers=owner).json()
+    assert [p["name"] for p in profiles] == ["publish", "share-with-trustee", "display"]
+    assert [p["tokenises"] for p in profiles] == [False, True, False]
+    trustees = client.get("/api/v1/deidentification/trustees", headers=owner).json()
+    assert trustees[0] == {
+        "party_id": enterprise.party_id,
+        "name": trustees[0]["name"],
+        "name_en": trustees[0]["name_en"],
+        "own": True,
+    }
+    _dataset, version = scanned(client, owner)
+    r = client.post(
+        f"/api/v1/versions/{version['id']}/deidentification-plan",
+        headers=owner,
+        json={"profile": "display"},
+    )
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    columns = {c["name"]: c for c in plan["columns"]}
+    assert columns["身份证号"]["technique"] == "mask"
+    assert columns["身份证号"]["params"]["keep_first"] == 3  # the resident-ID preset
+    assert columns["姓名"]["entity_type"] == "person_name"
+    assert columns["城市"]["technique"] == "keep" and not columns["城市"]["exposed"]
+    assert len(plan["policy_digest"]) == 64
+    # A policy that keeps a column of personal information says so.
+    r = client.post(
+        f"/api/v1/versions/{version['id']}/deidentification-plan",
+        headers=owner,
+        json={"policy": {"unlisted": "keep", "columns": {"身份证号": "drop"}}},
+    )
+    exposed = {c["name"] for c in r.json()["columns"] if c["exposed"]}
+    assert exposed == {"姓名", "手机号"}
+    # A trustee named for a profile that tokenises nothing is not part of its policy.
+    r = client.post(
+        f"/api/v1/versions/{version['id']}/deidentification-plan",
+        headers=owner,
+        json={"profile": "publish", "trustee": enterprise.party_id},
+    )
+    assert "trustee" not in r.json()["policy"] and r.json()["trustees"] == []
+
+
+def test_a_bad_policy_answers_a_problem_naming_the_column(client, owner):
+    _dataset, version = scanned(client, owner)
+    for policy, column in (
+        ({"columns": {"身份证": "drop"}}, "身份证"),
+        ({"columns": {"手机号": {"technique": "mask", "keep_last": -1}}}, "手机号"),
+    ):
+        for path in ("deidentification-plan", "deidentifications"):
+            r = client.post(
+                f"/api/v1/versions/{version['id']}/{path}", headers=owner, json={"policy": policy}
+            )
+            body = assert_problem(r, 422)
+            assert column in body["detail"] and body["field"].startswith(f"columns.{column}")
+    assert client.get("/api/v1/deidentifications", headers=owner).json()["total"] == 0
+    versions = client.get(f"/api/v1/datasets/{version['dataset_id']}/versions", headers=owner)
+    assert versions.json()["total"] == 1
+    both = client.post(
+        f"/api/v1/versions/{version['id']}/deidentifications",
+        headers=owner,
+        json={"profile": "publish", "policy": {"columns": {}}},
+    )
+    assert_problem(both, 422, "profile-or-policy")
+    typo = client.post(
+        f"/api/v1/versions/{version['id']}/deidentifications",
+        headers=owner,
+        json={"profile": "publish", "colour": "red"},
+    )
+    assert_problem(typo, 422)
+
+
+def test_deidentify_then_read_the_lineage_and_the_new_scan(client, owner):
+    dataset, version = scanned(client, owner)
+    r = client.post(
+        f"/api/v1/versions/{version['id']}/deidentifications",
+        headers=owner,
+        json={"profile": "publish", "format": "csv"},
+    )
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert (job["status"], job["final"], job["percent"]) == ("queued", False, None)
+    assert run_scans(client) == 2
+    done = client.get(f"/api/v1/deidentifications/{job['id']}", headers=owner).json()
+    assert (done["status"], done["percent"], done["rows_done"]) == ("succeeded", 100, 50)
+    assert done["report"]["rows"] == 50
+    new = client.get(f"/api/v1/versions/{done['result_version_id']}", headers=owner).json()
+    assert new["number"] == 2 and new["format"] == "csv"
+    assert new["derived_from_id"] == version["id"]
+    assert new["derivation"]["policy_digest"] == done["policy_digest"]
+    derivation = client.get(f"/api/v1/versions/{new['id']}/derivation", headers=owner).json()
+    assert derivation["id"] == job["id"] and derivation["report"]["format"] == "csv"
+    assert_problem(
+        client.get(f"/api/v1/versions/{version['id']}/derivation", headers=owner),
+        404,
+        "not-derived",
+    )
+    report = client.get(f"/api/v1/scans/{done['scan_id']}/report", headers=owner).json()
+    types = {c["name"]: c["types"] for c in report["report"]["columns"]}
+    assert types == {"身份证号": [], "城市": []}
+    listed = client.get(f"/api/v1/deidentifications?dataset_id={dataset['id']}", headers=owner)
+    assert listed.json()["total"] == 1
+    ended = client.post(f"/api/v1/deidentifications/{job['id']}/cancel", headers=owner)
+    assert_problem(ended, 409, "deidentification-ended")
+
+
+def test_only_the_trustee_detokenises(client, db, owner, enterprise, other_enterprise):
+    _dataset, version = scanned(client, owner)
+    r = client.post(
+        f"/api/v1/versions/{version['id']}/deidentifications",
+        headers=owner,
+        json={"profile": "share-with-trustee", "trustee": enterprise.party_id},
+    )
+    assert r.status_code == 201, r.text
+    run_scans(client)
+    done = client.get(f"/api/v1/deidentifications/{r.json()['id']}", headers=owner).json()
+    new_id = done["result_version_id"]
+    techniques = {c["name"]: c["technique"] for c in done["report"]["columns"]}
+    assert techniques["身份证号"] == techniques["姓名"] == "tokenise"
+    assert techniques["手机号"] == "tokenise"
+    # The tokens, as anyone holding the new file would see them.
+    from datafactor.discovery.api import store_of
+
+    store = store_of(client.app)
+    import pyarrow.parquet as pq
+
+    digest = client.get(f"/api/v1/versions/{new_id}", headers=owner).json()["sha256"]
+    with store.open(digest) as blob:
+        rows = pq.read_table(blob).to_pylist()
+    tokens = [row["身份证号"] for row in rows[:3]] + [None]
+    body = {"column": "身份证号", "tokens": tokens}
+    r = client.post(f"/api/v1/versions/{new_id}/detokenise", headers=owner, json=body)
+    assert r.status_code == 200, r.text
+    originals = [line.split(",")[1] for line in RESIDENTS.decode().splitlines()[1:4]]
+    assert r.json() == {"version_id": new_id, "column": "身份证号", "values": [*originals, None]}
+    names = client.post(
+        f"/api/v1/versions/{new_id}/detokenise",
+        headers=owner,
+        json={"column": "姓名", "tokens": [rows[0]["姓名"]]},
+    )
+    assert names.json()["values"] == [NAMES[0]]
+    # Another party does not see the version; a supervisor sees it but holds no key.
+    assert_problem(
+        client.post(
+            f"/api/v1/versions/{new_id}/detokenise",
+            headers=bearer(client, other_enterprise),
+            json=body,
+        ),
+        404,
+    )
+    supervisor = make_actor(db, PartyKind.REGULATOR, roles=("staff",))
+    assert_problem(
+        client.post(
+            f"/api/v1/versions/{new_id}/detokenise", headers=bearer(client, supervisor), json=body
+        ),
+        403,
+        "not-trustee",
+    )
+    too_many = {"column": "身份证号", "tokens": [tokens[0]] * 1001}
+    assert_problem(
+        client.post(f"/api/v1/versions/{new_id}/detokenise", headers=owner, json=too_many),
+        422,
+        "token-count",
+    )
+    altered = {"column": "身份证号", "tokens": ["tk1.00000000.AAAAAAAAAAAAAAAAAAAAAAAA"]}
+    assert_problem(
+        client.post(f"/api/v1/versions/{new_id}/detokenise", headers=owner, json=altered), 403
+    )
+    audit = client.get("/api/v1/audit/events?action=discovery:token:reverse", headers=owner).json()
+    assert [e["summary"].split(" values")[0] for e in audit["items"]] == ["1", "3"]

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 import yaml
 from factories import make_actor
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from datafactor import dataplane
 from datafactor.audit import AuditEvent, verify_chain
@@ -570,3 +570,340 @@ def test_unfinished_uploads_expire(db, store, enterprise):
     with pytest.raises(BlobNotFound):
         store.get_upload(upload.id)
     assert events(db, "dataplane:upload:abort")[0].actor_username == "upload-sweep"
+
+
+# ---------------------------------------------------------------------------- de-identification
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛")
+RESIDENTS = (
+    "姓名,身份证号,手机号,城市,年龄\n"
+    + "".join(
+        f"{SURNAMES[i % 20]}{GIVEN[i * 7 % 15]},"
+        f"{make_resident_id('450102', date(1970 + i % 30, 1 + i % 12, 1 + i % 28), i)},"
+        f"139{i:08d},南宁,{20 + i % 50}\n"
+        for i in range(80)
+    )
+).encode()
+
+
+def make_custodian(db, *, verified=True):
+    """A data custodian (a service firm whose role is custody) with one admin."""
+    from factories import PASSWORD, Actor, new_code
+
+    from datafactor.identity import PartyApplication, ServiceRole, create_user_as_operator
+    from datafactor.identity import register_party as register
+
+    with db.write() as s:
+        party = register(
+            s,
+            None,
+            PartyApplication(
+                kind=PartyKind.SERVICE_FIRM,
+                name="广西数据托管中心",
+                name_en="Guangxi Data Custody",
+                code=new_code(PartyKind.SERVICE_FIRM),
+                service_role=ServiceRole.CUSTODIAN,
+            ),
+            today=date(2026, 11, 1),
+            verified=verified,
+        )
+        user = create_user_as_operator(
+            s,
+            party.id,
+            username=f"custody.{party.id[:6]}",
+            display_name="托管",
+            password=PASSWORD,
+            roles=["staff"],
+        )
+        return Actor(party.id, user.id, user.username, PASSWORD, "service_firm")
+
+
+def scanned_version(db, store, settings, who, data=RESIDENTS):
+    dataset_id = new_dataset(db, who)
+    version_id, _job = add_csv(db, store, who, dataset_id, data=data)
+    jobs.run_pending(db, settings, store)
+    return dataset_id, version_id
+
+
+def deidentify(db, store, settings, who, version_id, **request):
+    from datafactor.discovery.api import start_deidentification
+
+    return start_deidentification(
+        db, who, store, settings, version_id, services.DeidentificationRequest(**request)
+    )
+
+
+def rows_of(store, version):
+    table = dataplane.open_table(
+        lambda: store.open(version.blob_sha256), format=version.format, name=version.filename
+    )
+    return [row for batch in table.batches(10_000) for row in batch.to_pylist()]
+
+
+def test_publish_profile_makes_a_version_without_raw_resident_ids(db, store, settings, enterprise):
+    from datafactor import ledger
+    from datafactor.discovery.models import DeidentificationJob
+
+    who = principal(db, enterprise)
+    dataset_id, version_id = scanned_version(db, store, settings, who)
+    job = deidentify(db, store, settings, who, version_id, profile="publish")
+    assert (job.status, job.profile) == ("queued", "publish")
+    assert jobs.run_pending(db, settings, store) == 2  # the de-identification, then its scan
+    with db.read() as s:
+        done = services.get_deidentification(s, who, job.id, with_report=True)
+        assert done.status == ScanStatus.SUCCEEDED
+        version = s.get(DatasetVersion, done.result_version_id)
+        assert (version.dataset_id, version.number, version.format) == (dataset_id, 2, "parquet")
+        assert version.blob_sha256 == done.result_sha256
+        # Lineage: the source version, the policy's digest, never a salt.
+        assert version.derived_from_id == version_id
+        assert version.derivation == {
+            "kind": "deidentification",
+            "job_id": job.id,
+            "source_dataset_id": dataset_id,
+            "source_number": 1,
+            "policy_name": "publish",
+            "policy_digest": done.policy_digest,
+        }
+        assert "salt" not in str(done.policy) and "salt" not in str(done.report)
+        techniques = {c["name"]: c["technique"] for c in done.report["columns"]}
+        assert techniques == {
+            "姓名": "drop",
+            "身份证号": "generalise",
+            "手机号": "drop",
+            "城市": "keep",
+            "年龄": "keep",
+        }
+        assert done.report["rows"] == 80
+        assert services.derivation_of(s, who, version.id).id == job.id
+        # The scan queued on the new version finds no resident ID, mobile or name any more.
+        scan = s.get(ScanJob, done.scan_job_id)
+        assert (scan.version_id, scan.status, scan.mode) == (version.id, "succeeded", "sample")
+        found = {c["name"]: c["types"] for c in scan.report["columns"]}
+        assert found == {"身份证号": [], "城市": [], "年龄": []}
+        assert scan.requested_by_name == enterprise.username
+        # The derivation is in the public ledger: ids and digests only.
+        entry = ledger.get_entry(s, ledger.tree_size(s) - 1).event()
+        assert entry["kind"] == "discovery.version.deidentified"
+        payload = entry["payload"]
+        assert payload["policy_digest"] == done.policy_digest
+        assert payload["sha256"] == version.blob_sha256
+        assert payload["source_version_id"] == version_id
+        assert payload["techniques"] == {"drop": 2, "generalise": 1, "keep": 2}
+        assert "南宁" not in json_dumps(entry) and "450102" not in json_dumps(entry)
+        assert s.scalar(select(func.count()).select_from(DeidentificationJob)) == 1
+    values = rows_of(store, version)
+    assert {r["身份证号"] for r in values} <= {f"45****{y}" for y in range(1970, 2000)}
+    assert all(set(r) == {"身份证号", "城市", "年龄"} for r in values)
+    for action in ("request", "start", "succeed"):
+        assert len(events(db, f"discovery:deidentification:{action}")) == 1
+    created = events(db, "dataplane:version:create")[-1]
+    assert created.actor_username == "scan-runner" and "derived from version" in created.summary
+    with db.read() as s:
+        assert verify_chain(s).ok
+
+
+def json_dumps(value):
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("policy", "column", "code"),
+    [
+        ({"columns": {"身份证": "drop"}}, "身份证", "unknown-column"),
+        ({"columns": {"手机号": {"technique": "mask", "keep_first": 99}}}, "手机号", "bad-policy"),
+        ({"columns": {"年龄": {"technique": "blur"}}}, "年龄", "bad-policy"),
+        ({"columns": {"城市": {"technique": "hash", "salt": "x"}}}, "城市", "bad-policy"),
+    ],
+)
+def test_a_bad_policy_is_refused_naming_the_column_and_nothing_changes(
+    db, store, settings, enterprise, policy, column, code
+):
+    from datafactor.discovery.models import DeidentificationJob
+
+    who = principal(db, enterprise)
+    _dataset_id, version_id = scanned_version(db, store, settings, who)
+    with db.read() as s:
+        before = s.scalar(select(func.count()).select_from(AuditEvent))
+    with pytest.raises(InvalidInput) as refused:
+        deidentify(db, store, settings, who, version_id, policy=policy)
+    assert column in str(refused.value)
+    assert refused.value.code == code
+    assert refused.value.field.startswith(f"columns.{column}")
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(DeidentificationJob)) == 0
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) == before
+        assert s.scalar(select(func.count()).select_from(DatasetVersion)) == 1
+
+
+def test_requests_that_cannot_run_are_refused(db, store, settings, enterprise, other_enterprise):
+    who = principal(db, enterprise)
+    dataset_id = new_dataset(db, who)
+    version_id, _job = add_csv(db, store, who, dataset_id, data=RESIDENTS)
+    # Not scanned yet: a profile has nothing to go on, a policy naming columns does.
+    with pytest.raises(Conflict) as unscanned:
+        deidentify(db, store, settings, who, version_id, profile="publish")
+    assert unscanned.value.code == "needs-scan"
+    assert deidentify(db, store, settings, who, version_id, policy={"columns": {"城市": "keep"}})
+    jobs.run_pending(db, settings, store)
+    with pytest.raises(InvalidInput) as neither:
+        deidentify(db, store, settings, who, version_id)
+    assert neither.value.code == "profile-or-policy"
+    with pytest.raises(InvalidInput) as no_trustee:
+        deidentify(db, store, settings, who, version_id, profile="share-with-trustee")
+    assert no_trustee.value.code == "needs-trustee"
+    with pytest.raises(NotFound):
+        deidentify(db, store, settings, who, version_id, profile="everything")
+    # Another enterprise may not hold the key, nor may a party that does not exist.
+    for stranger in (other_enterprise.party_id, "no-such-party"):
+        with pytest.raises(InvalidInput) as bad:
+            deidentify(
+                db, store, settings, who, version_id, profile="share-with-trustee", trustee=stranger
+            )
+        assert bad.value.code == "bad-trustee"
+    # Only the holder de-identifies; others do not even see the version.
+    with pytest.raises(NotFound):
+        deidentify(
+            db, store, settings, principal(db, other_enterprise), version_id, profile="publish"
+        )
+    # The same request twice while the first is queued.
+    deidentify(db, store, settings, who, version_id, profile="display")
+    with pytest.raises(Conflict) as twice:
+        deidentify(db, store, settings, who, version_id, profile="display")
+    assert twice.value.code == "deidentification-active"
+
+
+def test_tokenise_for_a_custodian_then_only_the_custodian_reverses(
+    db, store, settings, enterprise, other_enterprise
+):
+    from datafactor.discovery import trustee_keys
+    from datafactor.discovery.models import Detokenisation
+
+    custodian = make_custodian(db)
+    unverified = make_custodian(db, verified=False)
+    who = principal(db, enterprise)
+    _dataset_id, version_id = scanned_version(db, store, settings, who)
+    with pytest.raises(InvalidInput) as pending:
+        deidentify(
+            db,
+            store,
+            settings,
+            who,
+            version_id,
+            profile="share-with-trustee",
+            trustee=unverified.party_id,
+        )
+    assert pending.value.code == "bad-trustee"
+    job = deidentify(
+        db,
+        store,
+        settings,
+        who,
+        version_id,
+        profile="share-with-trustee",
+        trustee=custodian.party_id,
+        new_dataset_name="人口信息（假名化）",
+    )
+    assert job.trustee == custodian.party_id
+    jobs.run_pending(db, settings, store)
+    with db.read() as s:
+        done = services.get_deidentification(s, who, job.id, with_report=True)
+        new_version = s.get(DatasetVersion, done.result_version_id)
+        target = dataplane.get_dataset(s, who, done.target_dataset_id)
+    assert target.name == "人口信息（假名化）" and new_version.number == 1
+    rows = rows_of(store, new_version)
+    tokens = [r["身份证号"] for r in rows[:5]]
+    assert all(t.startswith("tk1.") for t in tokens)
+    originals = [line.split(",")[1] for line in RESIDENTS.decode().splitlines()[1:6]]
+    keys = trustee_keys(settings)
+
+    def reverse(actor, column="身份证号", values=tokens, **limits):
+        with db.write() as s:
+            return services.detokenise_values(
+                s,
+                principal(db, actor),
+                keys,
+                new_version.id,
+                column=column,
+                tokens=values,
+                max_per_call=limits.get("max_per_call", 1000),
+                max_per_hour=limits.get("max_per_hour", 20_000),
+            )
+
+    assert reverse(custodian) == originals
+    # The holder sees the version but is not the trustee; other parties do not see it at all.
+    with pytest.raises(Forbidden) as holder:
+        reverse(enterprise)
+    assert holder.value.code == "not-trustee"
+    with pytest.raises(Forbidden) as supervisor:  # reads across parties, holds no key
+        reverse(make_actor(db, PartyKind.REGULATOR, roles=("staff",)))
+    assert supervisor.value.code == "not-trustee"
+    with pytest.raises(NotFound):
+        reverse(other_enterprise)
+    with pytest.raises(InvalidInput) as column:
+        reverse(custodian, column="城市")
+    assert column.value.code == "not-tokenised"
+    with pytest.raises(InvalidInput) as many:
+        reverse(custodian, values=tokens * 3, max_per_call=10)
+    assert many.value.code == "token-count"
+    with pytest.raises(InvalidInput) as altered:
+        reverse(custodian, values=[tokens[0][:-2] + "AA"])
+    assert altered.value.code == "bad-token"
+    with pytest.raises(services.TooManyTokens):
+        reverse(custodian, max_per_hour=8)  # 5 already reversed this hour
+    # Every reversal is audited for the trustee and for the holder: count, never values.
+    reversed_events = events(db, "discovery:token:reverse")
+    assert {e.party_id for e in reversed_events} == {custodian.party_id, enterprise.party_id}
+    assert all("5 values of column 身份证号" in e.summary for e in reversed_events)
+    assert not any(originals[0] in e.summary or tokens[0] in e.summary for e in reversed_events)
+    with db.read() as s:
+        assert [r.count for r in s.scalars(select(Detokenisation))] == [5]
+
+
+def test_cancel_and_sweep_of_deidentifications(db, store, settings, enterprise, operator):
+    from datafactor.discovery.models import DeidentificationJob
+
+    who = principal(db, enterprise)
+    _dataset_id, version_id = scanned_version(db, store, settings, who)
+    first = deidentify(db, store, settings, who, version_id, profile="publish")
+    with db.write() as s:
+        assert services.cancel_deidentification(s, who, first.id).status == "cancelled"
+    with pytest.raises(Conflict), db.write() as s:
+        services.cancel_deidentification(s, who, first.id)
+    second = deidentify(db, store, settings, who, version_id, profile="display")
+    with db.write() as s:
+        claimed = services.claim_next_deidentification(s, "stalled-runner")
+    assert claimed.job_id == second.id and claimed.policy["name"] == "display"
+    limits = jobs.timeouts(settings)
+    later = utcnow() + limits.heartbeat_stale + timedelta(seconds=1)
+    with db.write() as s:
+        assert services.sweep(s, limits, now=later, kind=services.DEIDENTIFICATIONS) == 1
+    with db.read() as s:
+        assert s.get(DeidentificationJob, second.id).status == "queued"
+    with db.write() as s:
+        forced = services.force_cancel_deidentification(
+            s, principal(db, operator), second.id, "运行器故障"
+        )
+        assert forced.status == "cancelled"
+    assert events(db, "discovery:deidentification:force-cancel")[0].reasons == ["运行器故障"]
+    assert jobs.run_pending(db, settings, store) == 0
+
+
+def test_a_deidentification_that_cannot_store_its_output_fails_saying_why(
+    db, store, settings, enterprise
+):
+    who = principal(db, enterprise)
+    _dataset_id, version_id = scanned_version(db, store, settings, who)
+    job = deidentify(db, store, settings, who, version_id, profile="display", format="csv")
+    tight = settings.model_copy(update={"upload_max_bytes": 200})
+    assert jobs.run_pending(db, tight, store) == 1
+    with db.read() as s:
+        failed = services.get_deidentification(s, who, job.id)
+        assert failed.status == ScanStatus.FAILED
+        assert failed.error_code == "too-large"
+        assert failed.result_version_id is None
+        assert s.scalar(select(func.count()).select_from(DatasetVersion)) == 1
+    assert len(events(db, "discovery:deidentification:fail")) == 1

@@ -285,3 +285,104 @@ def test_english_and_chinese_pages(client, enterprise):
     assert "Resident ID number" in report.text
     assert "Why this grade" in report.text
     assert "general data" in report.text.lower()
+
+
+# ---------------------------------------------------------------------------- de-identification
+
+
+def scanned_version(client, csrf):
+    dataset_id = create_dataset(client, csrf)
+    assert upload_form(client, csrf, dataset_id).status_code == 303
+    run_scans(client)
+    page = client.get(f"/datasets/{dataset_id}")
+    match = re.search(r'href="/versions/([0-9a-f-]{36})" data-testid="version-link-1"', page.text)
+    assert match, "no link to version 1"
+    return dataset_id, match.group(1)
+
+
+def test_deidentify_from_the_version_page(client, enterprise):
+    csrf = login(client, enterprise)
+    dataset_id, version_id = scanned_version(client, csrf)
+    assert 'data-testid="deidentify-1"' in client.get(f"/datasets/{dataset_id}").text
+    version = client.get(f"/versions/{version_id}")
+    assert version.status_code == 200
+    assert 'data-testid="deidentify-link"' in version.text
+    assert 'data-testid="lineage"' not in version.text
+    form = client.get(f"/versions/{version_id}/deidentify")
+    assert form.status_code == 200
+    assert 'data-testid="deid-form"' in form.text and "身份证号" in form.text
+
+    # The preview: an HTMX partial with what each column gets.
+    base = {"csrf_token": csrf, "mode": "profile", "profile": "publish", "action": "preview"}
+    preview = client.post(
+        f"/versions/{version_id}/deidentify", data=base, headers={"HX-Request": "true"}
+    )
+    assert preview.status_code == 200 and "<html" not in preview.text
+    assert 'data-testid="plan-身份证号" data-technique="generalise"' in preview.text
+    # "Edit as a policy" fills the editor with the profile's policy.
+    edit = client.post(f"/versions/{version_id}/deidentify", data={**base, "action": "edit"})
+    assert 'value="policy" data-testid="deid-mode-policy" checked' in edit.text
+    assert "&#34;generalise&#34;" in edit.text or '"generalise"' in edit.text
+
+    # A bad policy is refused with the column named, in the page and in the HTMX preview.
+    bad = {
+        **base,
+        "mode": "policy",
+        "policy": '{"columns": {"身份证号": {"technique": "mask", "keep_first": 99}}}',
+    }
+    refused = client.post(f"/versions/{version_id}/deidentify", data={**bad, "action": "run"})
+    assert refused.status_code == 422
+    assert 'data-testid="error"' in refused.text and "身份证号" in refused.text
+    assert "keep_first" in refused.text  # the editor keeps what was typed
+    partial = client.post(
+        f"/versions/{version_id}/deidentify", data=bad, headers={"HX-Request": "true"}
+    )
+    assert partial.status_code == 200 and 'data-testid="plan-error"' in partial.text
+    broken = client.post(
+        f"/versions/{version_id}/deidentify", data={**bad, "policy": "{not json", "action": "run"}
+    )
+    assert broken.status_code == 422
+    assert client.get("/api/v1/deidentifications").status_code == 401  # (the API needs a token)
+
+    # Run it into a new data set, follow the progress, open the new version.
+    run = client.post(
+        f"/versions/{version_id}/deidentify",
+        data={**base, "action": "run", "target": "new", "new_dataset_name": "公开版"},
+        follow_redirects=False,
+    )
+    assert run.status_code == 303, run.text
+    job_url = run.headers["location"]
+    page = client.get(job_url)
+    assert 'data-status="queued"' in page.text and 'hx-trigger="every 1s"' in page.text
+    assert 'data-testid="deid-cancel"' in page.text
+    assert run_scans(client) == 2
+    partial = client.get(f"{job_url}/progress", headers={"HX-Request": "true"})
+    assert partial.headers["HX-Refresh"] == "true"
+    page = client.get(job_url)
+    assert 'data-status="succeeded"' in page.text
+    assert 'data-testid="result-身份证号" data-technique="generalise"' in page.text
+    new_id = re.search(
+        r'href="/versions/([0-9a-f-]{36})" data-testid="result-version-link"', page.text
+    )
+    derived = client.get(f"/versions/{new_id.group(1)}")
+    assert 'data-testid="derived-from"' in derived.text
+    digest = re.search(r'data-testid="job-digest" title="([0-9a-f]{64})"', page.text).group(1)
+    assert digest[:16] in derived.text
+    assert 'data-testid="lineage-身份证号" data-technique="generalise"' in derived.text
+    assert 'data-testid="lineage-城市" data-technique="keep"' in derived.text
+
+
+def test_deidentify_pages_of_other_parties(client, enterprise, other_enterprise, regulator):
+    csrf = login(client, enterprise)
+    _dataset_id, version_id = scanned_version(client, csrf)
+    client.cookies.clear()
+    csrf = login(client, other_enterprise)
+    assert client.get(f"/versions/{version_id}").status_code == 404
+    assert client.get(f"/versions/{version_id}/deidentify").status_code == 404
+    data = {"csrf_token": csrf, "mode": "profile", "profile": "publish", "action": "run"}
+    assert client.post(f"/versions/{version_id}/deidentify", data=data).status_code == 404
+    client.cookies.clear()
+    login(client, regulator)
+    page = client.get(f"/versions/{version_id}")
+    assert page.status_code == 200 and 'data-testid="deidentify-link"' not in page.text
+    assert client.get(f"/versions/{version_id}/deidentify").status_code == 403

@@ -183,6 +183,86 @@ def _own_sent_upload(client: TestClient, owner: Actor, headers: dict[str, str]) 
     return upload_id
 
 
+def _own_scanned_version(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    version_id = _own_version(client, owner, headers)
+    _run_scans(client)
+    return version_id
+
+
+def _queued_deidentification(
+    client: TestClient, owner: Actor, headers: dict[str, str], body: dict[str, Any]
+) -> dict[str, Any]:
+    version_id = _own_scanned_version(client, owner, headers)
+    r = client.post(f"/api/v1/versions/{version_id}/deidentifications", headers=headers, json=body)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def _own_deidentification(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    return str(_queued_deidentification(client, owner, headers, {"profile": "publish"})["id"])
+
+
+def _own_derived_version(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    job = _queued_deidentification(client, owner, headers, {"profile": "publish"})
+    _run_scans(client)
+    r = client.get(f"/api/v1/deidentifications/{job['id']}", headers=headers)
+    assert r.json()["status"] == "succeeded", r.text
+    return str(r.json()["result_version_id"])
+
+
+def _own_tokenised_version(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    """A version whose resident-ID column is tokenised with the owner as its own trustee."""
+    body = {"profile": "share-with-trustee", "trustee": owner.party_id}
+    job = _queued_deidentification(client, owner, headers, body)
+    _run_scans(client)
+    r = client.get(f"/api/v1/deidentifications/{job['id']}", headers=headers)
+    assert r.json()["status"] == "succeeded", r.text
+    return str(r.json()["result_version_id"])
+
+
+DEIDENTIFICATION_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/versions/{version_id}/deidentification-plan",
+        _own_scanned_version,
+        body={"profile": "publish"},
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/versions/{version_id}/deidentifications",
+        _own_scanned_version,
+        body={"profile": "publish"},
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint("GET", "/api/v1/versions/{version_id}/derivation", _own_derived_version),
+    ObjectEndpoint("GET", "/api/v1/deidentifications/{job_id}", _own_deidentification),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/deidentifications/{job_id}/cancel",
+        _own_deidentification,
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/deidentifications/{job_id}/force-cancel",
+        _own_deidentification,
+        body={"reason": "隔离测试"},
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/versions/{version_id}/detokenise",
+        _own_tokenised_version,
+        body={"column": "身份证号", "tokens": []},
+        ok_status=(422,),
+        notes="the owner, its own trustee, gets past the trustee check to the empty-list "
+        "refusal; a regulator sees the version but is not the trustee (403)",
+        extra_intruder_kinds=("regulator",),
+    ),
+]
+
+
 DISCOVERY_ENDPOINTS: list[ObjectEndpoint] = [
     ObjectEndpoint("GET", "/api/v1/datasets/{dataset_id}", _own_dataset),
     ObjectEndpoint(
@@ -276,6 +356,83 @@ DISCOVERY_ENDPOINTS: list[ObjectEndpoint] = [
 ]
 
 
+# ------------------------------------------------------------------------------------ census
+
+
+def _own_census(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    """A queued census of a small SQLite department database (SQLite allowed for the test)."""
+    import sqlite3
+
+    app: Any = client.app
+    settings = app.state.settings
+    settings.source_allow_sqlite = True
+    folder = settings.var_dir / "census-isolation"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"dept{next(_counter)}.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE residents (id INTEGER, name TEXT)")
+    r = client.post("/api/v1/census", headers=headers, json={"url": f"sqlite:///{path}"})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _own_cancelled_census(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    run_id = _own_census(client, owner, headers)
+    r = client.post(f"/api/v1/census/{run_id}/cancel", headers=headers)
+    assert r.status_code == 200, r.text
+    return run_id
+
+
+_DEPARTMENT = "government_department"
+CENSUS_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint(
+        "GET",
+        "/api/v1/census/{run_id}",
+        _own_census,
+        owner_kind=_DEPARTMENT,
+        extra_intruder_kinds=(_DEPARTMENT,),
+    ),
+    ObjectEndpoint(
+        "GET",
+        "/api/v1/census/{run_id}/tables",
+        _own_census,
+        owner_kind=_DEPARTMENT,
+        extra_intruder_kinds=(_DEPARTMENT,),
+    ),
+    ObjectEndpoint(
+        "GET",
+        "/api/v1/census/{run_id}/export.xlsx",
+        _own_census,
+        owner_kind=_DEPARTMENT,
+        extra_intruder_kinds=(_DEPARTMENT,),
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/census/{run_id}/cancel",
+        _own_census,
+        owner_kind=_DEPARTMENT,
+        extra_intruder_kinds=(_DEPARTMENT, "regulator"),
+        notes="a regulator reads every census but changes none",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/census/{run_id}/resume",
+        _own_cancelled_census,
+        owner_kind=_DEPARTMENT,
+        extra_intruder_kinds=(_DEPARTMENT, "regulator"),
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/census/{run_id}/force-cancel",
+        _own_census,
+        body={"reason": "隔离测试"},
+        owner_kind=_DEPARTMENT,
+        notes="the department's admin may force-cancel its own census",
+        extra_intruder_kinds=(_DEPARTMENT, "regulator"),
+    ),
+]
+
+
 ENDPOINTS: list[ObjectEndpoint] = [
     ObjectEndpoint("GET", "/api/v1/parties/{party_id}", _own_party),
     ObjectEndpoint("GET", "/api/v1/users/{user_id}", _own_user),
@@ -302,6 +459,8 @@ ENDPOINTS: list[ObjectEndpoint] = [
         notes="owner = an exchange operator; intruder = an enterprise",
     ),
     *DISCOVERY_ENDPOINTS,
+    *DEIDENTIFICATION_ENDPOINTS,
+    *CENSUS_ENDPOINTS,
 ]
 
 # Routes with a path parameter that are deliberately public (no tenant owns them).

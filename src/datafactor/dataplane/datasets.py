@@ -198,16 +198,30 @@ def list_datasets(
 
 
 def _next_version(
-    session: Session, principal: Principal, dataset: Dataset, **fields: Any
+    session: Session,
+    principal: Principal | None,
+    dataset: Dataset,
+    *,
+    created_by: tuple[str | None, str] | None = None,
+    actor_name: str | None = None,
+    **fields: Any,
 ) -> DatasetVersion:
+    """Number and add the next version; ``principal`` None is a system runner (``actor_name``)
+    acting for the person ``created_by`` (user id, username) who asked for the version."""
     dataset.version_count += 1
     dataset.updated_at = utcnow()
+    if created_by is not None:
+        user_id, username = created_by
+    elif principal is not None:
+        user_id, username = principal.user_id, principal.username
+    else:
+        user_id, username = None, actor_name or "system"
     version = DatasetVersion(
         dataset_id=dataset.id,
         party_id=dataset.party_id,
         number=dataset.version_count,
-        created_by=principal.user_id,
-        created_by_name=principal.username,
+        created_by=user_id,
+        created_by_name=username[:64],
         **fields,
     )
     session.add(version)
@@ -217,9 +231,13 @@ def _next_version(
         if version.source_kind == SourceKind.UPLOAD
         else f"table {version.source_table} at {version.source_url_display}"
     )
+    if version.derived_from_id is not None:
+        kind = (version.derivation or {}).get("kind", "derivation")
+        where += f", derived from version {version.derived_from_id} by {kind} for {username}"
     audit.record(
         session,
         actor=principal,
+        actor_name=actor_name,
         action=EventTag.VERSION_CREATE,
         object_type="dataset_version",
         object_id=version.id,
@@ -246,6 +264,49 @@ def add_file_version(
         filename=name,
         format=fmt,
         size_bytes=blob.size,
+    )
+
+
+def add_derived_version(
+    session: Session,
+    dataset_id: str,
+    *,
+    blob: Blob,
+    filename: str,
+    derived_from_id: str,
+    derivation: dict[str, Any],
+    created_by: tuple[str | None, str],
+    actor_name: str,
+) -> DatasetVersion:
+    """A file the system made from another version becomes the next version of ``dataset_id``.
+
+    For runners acting for a person (``created_by``: their user id and name), after that person's
+    request was checked: the data set and the source version must belong to the same party, so a
+    derivation never crosses parties. ``derivation`` is kept with the version as it is (ids and
+    digests only: it is shown to everyone who sees the version).
+    """
+    dataset = session.execute(
+        select(Dataset).where(Dataset.id == dataset_id).with_for_update()
+    ).scalar_one_or_none()
+    source = session.get(DatasetVersion, derived_from_id)
+    if dataset is None or source is None or source.party_id != dataset.party_id:
+        raise _no_such_dataset()
+    name = check_filename(filename)
+    fmt = detect_format(name)
+    check_not_empty(blob.size)
+    return _next_version(
+        session,
+        None,
+        dataset,
+        created_by=created_by,
+        actor_name=actor_name,
+        source_kind=SourceKind.UPLOAD,
+        blob_sha256=validate_digest(blob.digest),
+        filename=name,
+        format=fmt,
+        size_bytes=blob.size,
+        derived_from_id=source.id,
+        derivation=dict(derivation),
     )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from datafactor.db import ID, Base, UTCDateTime, new_id, utcnow
@@ -40,6 +41,12 @@ class DatasetVersion(Base):
     A database source keeps its SQLAlchemy URL encrypted (``source_url_sealed``, AES-GCM under a
     key derived from the secret key) and a redacted copy for display; the URL with its password is
     never returned by the API, shown or logged.
+
+    A version made from another one (a de-identified copy) names it in ``derived_from_id`` — of
+    the same data set or another one of the same party — and says how in ``derivation``: a small
+    JSON record (the kind, the job that made it, the recipe's digest) written once with the
+    version. The recipe itself (a de-identification policy, its report) stays with the domain
+    that made it; the data plane only keeps the link.
     """
 
     __tablename__ = "dataset_version"
@@ -58,6 +65,10 @@ class DatasetVersion(Base):
     source_url_display: Mapped[str] = mapped_column(String(512), default="")
     source_schema: Mapped[str | None] = mapped_column(String(128))
     source_table: Mapped[str | None] = mapped_column(String(128))
+    derived_from_id: Mapped[str | None] = mapped_column(
+        ForeignKey("dataset_version.id"), index=True
+    )
+    derivation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_by: Mapped[str | None] = mapped_column(ID)
     created_by_name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

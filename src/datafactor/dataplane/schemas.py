@@ -7,7 +7,7 @@ the server.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -96,6 +96,14 @@ class VersionPublic(BaseModel):
     )
     source_schema: str | None
     source_table: str | None
+    derived_from_id: str | None = Field(
+        None, description="The version this one was made from (a de-identified copy), if any."
+    )
+    derivation: dict[str, Any] | None = Field(
+        None,
+        description="How it was made from derived_from_id: kind, the job, the source's data set "
+        "and number, the recipe's name and digest (ids and digests only).",
+    )
     created_by: str
     created_at: datetime
 
@@ -114,6 +122,8 @@ class VersionPublic(BaseModel):
             source_url=version.source_url_display if database else None,
             source_schema=version.source_schema,
             source_table=version.source_table,
+            derived_from_id=version.derived_from_id,
+            derivation=dict(version.derivation) if version.derivation else None,
             created_by=version.created_by_name,
             created_at=version.created_at,
         )

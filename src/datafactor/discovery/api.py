@@ -12,6 +12,13 @@ size and SHA-256 (``POST /datasets/{id}/uploads``), send chunks with ``PATCH /up
 and a transaction (``store_upload``, ``finish_upload``, ``add_database``) are shared with the
 console's views.
 
+De-identification: ``POST /versions/{id}/deidentification-plan`` answers what a starter
+profile or a policy would do to each column (nothing runs); ``POST /versions/{id}/deidentifications``
+checks the same and queues the job (``/deidentifications/{id}`` for its progress and report,
+``/versions/{id}/derivation`` for how a version was made). The trustee's users reverse tokens with
+``POST /versions/{id}/detokenise``. ``plan_deidentification`` and ``start_deidentification`` are
+shared with the console's views: they read the version's columns outside any transaction.
+
 The router's lifespan runs this process's scan runner (``jobs.ScanRunner``) unless
 ``DATAFACTOR_SCAN_RUNNER`` says otherwise.
 """
@@ -26,20 +33,29 @@ import anyio.from_thread
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from datafactor import dataplane
+from datafactor import dataplane, identity
 from datafactor.db import Database
 from datafactor.discovery import jobs, services
+from datafactor.discovery.deidentification import load_deidentification_profiles
 from datafactor.discovery.schemas import (
+    DeidentificationCreate,
+    DeidentificationPlanPublic,
+    DeidentificationPublic,
+    DetokenisePublic,
+    DetokeniseRequest,
     ForceCancel,
+    ProfilePublic,
     ReportPublic,
     ReviewCreate,
     ReviewPublic,
     ScanCreate,
     ScanPublic,
+    TrusteePublic,
     VersionCreated,
 )
+from datafactor.discovery.tokens import trustee_keys
 from datafactor.discovery.workflow import Review, ReviewDecision, ScanStatus
-from datafactor.errors import N_, BadRequest, Conflict, InvalidInput
+from datafactor.errors import N_, BadRequest, Conflict, InvalidInput, NotFound
 from datafactor.permissions import Principal
 from datafactor.settings import Settings
 from datafactor.web.deps import ApiPrincipal, DbDep, PagingDep, SettingsDep
@@ -187,6 +203,66 @@ def add_database(
             secret_key=settings.secret_key,
         )
         return created(version, job)
+
+
+def plan_deidentification(
+    db: Database,
+    principal: Principal,
+    store: dataplane.BlobStore,
+    settings: Settings,
+    version_id: str,
+    request: services.DeidentificationRequest,
+) -> services.DeidentificationPlan:
+    """Check a de-identification request against the version's columns (blocking: it reads the
+    version's header, or connects to its database, outside any transaction)."""
+    with db.read() as session:
+        source = services.deidentification_source(
+            session, principal, version_id, secret_key=settings.secret_key
+        )
+    policy = services.deidentification_policy(source, request)
+    table: Any = dataplane.open_version(store, source.source)
+    try:
+        schema = table.schema
+    finally:
+        close = getattr(table, "close", None)
+        if callable(close):
+            close()
+    plan = services.DeidentificationPlan(
+        source, policy, request.profile, policy.plan(schema, source.findings)
+    )
+    with db.read() as session:
+        services.check_trustees(session, principal, plan.trustees)
+    return plan
+
+
+def start_deidentification(
+    db: Database,
+    principal: Principal,
+    store: dataplane.BlobStore,
+    settings: Settings,
+    version_id: str,
+    request: services.DeidentificationRequest,
+) -> DeidentificationPublic:
+    """Plan (refusing a bad policy before anything changes), then queue the job (blocking)."""
+    plan = plan_deidentification(db, principal, store, settings, version_id, request)
+    with db.write() as session:
+        job = services.request_deidentification(session, principal, plan, request)
+        return DeidentificationPublic.of(job)
+
+
+def trustee_choices(db: Database, principal: Principal) -> list[TrusteePublic]:
+    """The parties a policy may name trustee: the principal's own, then the data custodians."""
+    with db.read() as session:
+        own = identity.get_party(session, principal, principal.party_id)
+        custodians = identity.list_custodians(session, principal)
+    return [
+        TrusteePublic(party_id=own.id, name=own.name, name_en=own.name_en, own=True),
+        *(
+            TrusteePublic(party_id=c.id, name=c.name, name_en=c.name_en, own=False)
+            for c in custodians
+            if c.id != principal.party_id
+        ),
+    ]
 
 
 # ------------------------------------------------------------------------------------ data sets
@@ -613,3 +689,169 @@ def review(dataset_id: str, body: ReviewCreate, principal: ApiPrincipal, db: DbD
             scan_job_id=body.scan_id,
         )
         return review_public(decided)
+
+
+# ---------------------------------------------------------------------------- de-identification
+
+
+@router.get(
+    "/deidentification/profiles",
+    response_model=list[ProfilePublic],
+    summary="The starter de-identification profiles",
+)
+def deidentification_profiles(principal: ApiPrincipal) -> list[ProfilePublic]:
+    return [ProfilePublic.of(p) for p in load_deidentification_profiles().values()]
+
+
+@router.get(
+    "/deidentification/trustees",
+    response_model=list[TrusteePublic],
+    summary="The parties a policy may name trustee of tokenised columns",
+)
+def deidentification_trustees(principal: ApiPrincipal, db: DbDep) -> list[TrusteePublic]:
+    return trustee_choices(db, principal)
+
+
+@router.post(
+    "/versions/{version_id}/deidentification-plan",
+    response_model=DeidentificationPlanPublic,
+    summary="What a profile or policy would do to each column of a version (nothing runs)",
+)
+def deidentification_plan(
+    version_id: str,
+    body: DeidentificationCreate,
+    principal: ApiPrincipal,
+    db: DbDep,
+    settings: SettingsDep,
+    store: StoreDep,
+) -> DeidentificationPlanPublic:
+    plan = plan_deidentification(db, principal, store, settings, version_id, body.request())
+    return DeidentificationPlanPublic.of(plan)
+
+
+@router.post(
+    "/versions/{version_id}/deidentifications",
+    response_model=DeidentificationPublic,
+    status_code=201,
+    summary="De-identify a version into a new version (a background job; its scan follows)",
+)
+def deidentify_version(
+    version_id: str,
+    body: DeidentificationCreate,
+    principal: ApiPrincipal,
+    db: DbDep,
+    settings: SettingsDep,
+    store: StoreDep,
+) -> DeidentificationPublic:
+    return start_deidentification(db, principal, store, settings, version_id, body.request())
+
+
+@router.get(
+    "/versions/{version_id}/derivation",
+    response_model=DeidentificationPublic,
+    summary="How a version was made: the de-identification, its policy and report",
+)
+def version_derivation(
+    version_id: str, principal: ApiPrincipal, db: DbDep
+) -> DeidentificationPublic:
+    with db.read() as session:
+        job = services.derivation_of(session, principal, version_id)
+        if job is None:
+            raise NotFound(
+                N_("This version was not made by a de-identification."), code="not-derived"
+            )
+        return DeidentificationPublic.of(job, with_report=True)
+
+
+@router.get(
+    "/deidentifications",
+    response_model=Page[DeidentificationPublic],
+    summary="De-identification jobs, newest first",
+)
+def deidentifications(
+    principal: ApiPrincipal,
+    db: DbDep,
+    page: PagingDep,
+    dataset_id: Annotated[str | None, Query(max_length=36)] = None,
+    version_id: Annotated[str | None, Query(max_length=36)] = None,
+    status: Annotated[ScanStatus | None, Query()] = None,
+) -> Page[DeidentificationPublic]:
+    with db.read() as session:
+        rows, total = services.list_deidentifications(
+            session,
+            principal,
+            services.ScanQuery(dataset_id, version_id, status),
+            limit=page.limit,
+            offset=page.offset,
+        )
+        return Page(
+            items=[DeidentificationPublic.of(j) for j in rows],
+            total=total,
+            limit=page.limit,
+            offset=page.offset,
+        )
+
+
+@router.get(
+    "/deidentifications/{job_id}",
+    response_model=DeidentificationPublic,
+    summary="One de-identification job: progress, policy, and its report once finished",
+)
+def deidentification(job_id: str, principal: ApiPrincipal, db: DbDep) -> DeidentificationPublic:
+    with db.read() as session:
+        job = services.get_deidentification(session, principal, job_id, with_report=True)
+        return DeidentificationPublic.of(job, with_report=True)
+
+
+@router.post(
+    "/deidentifications/{job_id}/cancel",
+    response_model=DeidentificationPublic,
+    summary="Cancel a de-identification",
+)
+def deidentification_cancel(
+    job_id: str, principal: ApiPrincipal, db: DbDep
+) -> DeidentificationPublic:
+    with db.write() as session:
+        return DeidentificationPublic.of(
+            services.cancel_deidentification(session, principal, job_id)
+        )
+
+
+@router.post(
+    "/deidentifications/{job_id}/force-cancel",
+    response_model=DeidentificationPublic,
+    summary="End a de-identification at once (administrators; audited)",
+)
+def deidentification_force_cancel(
+    job_id: str, body: ForceCancel, principal: ApiPrincipal, db: DbDep
+) -> DeidentificationPublic:
+    with db.write() as session:
+        return DeidentificationPublic.of(
+            services.force_cancel_deidentification(session, principal, job_id, body.reason)
+        )
+
+
+@router.post(
+    "/versions/{version_id}/detokenise",
+    response_model=DetokenisePublic,
+    summary="The trustee turns tokens of a de-identified version back into values (audited)",
+)
+def detokenise(
+    version_id: str,
+    body: DetokeniseRequest,
+    principal: ApiPrincipal,
+    db: DbDep,
+    settings: SettingsDep,
+) -> DetokenisePublic:
+    with db.write() as session:
+        values = services.detokenise_values(
+            session,
+            principal,
+            trustee_keys(settings),
+            version_id,
+            column=body.column,
+            tokens=body.tokens,
+            max_per_call=settings.detokenise_max_tokens,
+            max_per_hour=settings.detokenise_max_per_hour,
+        )
+    return DetokenisePublic(version_id=version_id, column=body.column, values=values)

@@ -1,4 +1,5 @@
-"""The scan runner: one background thread per server process that runs queued scan jobs.
+"""The scan runner: one background thread per server process that runs queued scan jobs and
+de-identification jobs.
 
 A runner loops: sweep the jobs whose state lasted too long (``services.sweep``: stale heartbeats
 go back to the queue, expired jobs fail), claim the oldest queued job atomically
@@ -17,6 +18,14 @@ scan itself checks the stop flag between batches and ends with ``ScanCancelled``
 When the server shuts down, a running scan is stopped and handed back to the queue at once
 (``services.release_job``) rather than waiting for its heartbeat to go stale.
 
+De-identification jobs (``models.DeidentificationJob``) share the runner, the state machine, the
+timeouts and the heartbeat: a runner takes scans and de-identifications in turn, so neither kind
+starves the other. A de-identification reads the source version once, batch by batch, through
+``deidentify_to_store`` (a private temporary file, then the blob store: no whole table in
+memory), and on success ``services.finish_deidentification`` adds the new version, queues its
+scan and appends the derivation to the ledger in one transaction. The hashing salt lives only in
+that call; a run that is restarted draws a new one and writes the whole output again.
+
 ``run_pending`` runs every queued job in the calling thread: what the tests and the CLI use where
 a background thread would only add waiting.
 """
@@ -29,23 +38,35 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from datafactor import dataplane
 from datafactor.db import Database
 from datafactor.discovery import services
+from datafactor.discovery.deidentification import (
+    DeidentificationPolicy,
+    DeidentifiedOutput,
+    deidentify_to_store,
+)
 from datafactor.discovery.grading import GradingMetadata
 from datafactor.discovery.scan import ScanCancelled, ScanReport, scan_source
+from datafactor.discovery.tokens import trustee_keys
 from datafactor.discovery.workflow import JobTimeouts, ScanMode
 from datafactor.errors import N_, DomainError
 from datafactor.settings import Environment, Settings
 
 log = logging.getLogger("datafactor.discovery.jobs")
+_T = TypeVar("_T")
 
 MSG_INTERNAL = N_(
     "The scan stopped on an unexpected error (it was logged). Try again, or tell the operator."
+)
+MSG_DEID_INTERNAL = N_(
+    "The de-identification stopped on an unexpected error (it was logged). Try again, or tell "
+    "the operator."
 )
 
 
@@ -126,6 +147,7 @@ class ScanRunner:
         self._thread: threading.Thread | None = None
         self._current: _Progress | None = None
         self._next_upload_sweep = 0.0
+        self._scan_first = True
         self.jobs_run = 0
 
     # ------------------------------------------------------------------------- lifecycle
@@ -177,17 +199,45 @@ class ScanRunner:
                     older_than=timedelta(hours=self.settings.upload_expire_hours),
                 )
         with self.db.write() as session:
-            return services.sweep(session, self.limits)
+            moved = services.sweep(session, self.limits)
+        with self.db.write() as session:
+            return moved + services.sweep(session, self.limits, kind=services.DEIDENTIFICATIONS)
 
     def run_once(self) -> bool:
-        """Sweep, then claim and run one queued job; False when the queue was empty."""
+        """Sweep, then claim and run one queued job (scans and de-identifications in turn);
+        False when both queues were empty."""
         self.sweep()
+        order = [self._run_scan, self._run_deidentification]
+        if not self._scan_first:
+            order.reverse()
+        self._scan_first = not self._scan_first
+        for run in order:
+            if run():
+                self.jobs_run += 1
+                return True
+        return False
+
+    def _run_scan(self) -> bool:
         with self.db.write() as session:
             claimed = services.claim_next(session, self.runner_id)
         if claimed is None:
             return False
         self._execute(claimed)
-        self.jobs_run += 1
+        return True
+
+    def _run_deidentification(self) -> bool:
+        with self.db.write() as session:
+            claimed = services.claim_next_deidentification(session, self.runner_id)
+        if claimed is None:
+            return False
+        progress = _Progress()
+        outcome = self._with_heart(
+            claimed.job_id,
+            services.DEIDENTIFICATIONS,
+            progress,
+            lambda: self._deidentify(claimed, progress),
+        )
+        self._record_deidentification(claimed, progress, outcome)
         return True
 
     def run_pending(self, max_jobs: int = 1000) -> int:
@@ -199,41 +249,54 @@ class ScanRunner:
 
     def _execute(self, claimed: services.ClaimedJob) -> None:
         progress = _Progress()
+        outcome = self._with_heart(
+            claimed.job_id, services.SCANS, progress, lambda: self._scan(claimed, progress)
+        )
+        self._record(claimed, progress, outcome)
+
+    def _with_heart(
+        self,
+        job_id: str,
+        kind: services.JobKind,
+        progress: _Progress,
+        work: Callable[[], _T],
+    ) -> _T:
+        """Run ``work`` while a second thread beats the job's heart."""
         self._current = progress
         if self._stop.is_set():
             progress.stop = "shutdown"
         beat = threading.Event()
         heart = threading.Thread(
             target=self._beat,
-            args=(claimed, progress, beat),
-            name=f"scan-heartbeat-{claimed.job_id[:8]}",
+            args=(job_id, kind, progress, beat),
+            name=f"job-heartbeat-{job_id[:8]}",
             daemon=True,
         )
         heart.start()
         try:
-            outcome = self._scan(claimed, progress)
+            return work()
         finally:
             beat.set()
             heart.join()
             self._current = None
-        self._record(claimed, progress, outcome)
 
     def _beat(
-        self, claimed: services.ClaimedJob, progress: _Progress, done: threading.Event
+        self, job_id: str, kind: services.JobKind, progress: _Progress, done: threading.Event
     ) -> None:
         while not done.wait(self.settings.scan_heartbeat_seconds):
             try:
                 with self.db.write() as session:
                     answer = services.heartbeat(
                         session,
-                        claimed.job_id,
+                        job_id,
                         self.runner_id,
                         rows_done=progress.rows_done,
                         rows_total=progress.rows_total,
                         limits=self.limits,
+                        kind=kind,
                     )
             except Exception:  # the next beat retries; the sweep covers a long outage
-                log.exception("scan %s: heartbeat failed", claimed.job_id)
+                log.exception("job %s: heartbeat failed", job_id)
                 continue
             if answer.stop and progress.stop is None:
                 progress.stop = answer.why
@@ -307,6 +370,84 @@ class ScanRunner:
             else:
                 log.error("scan %s failed", job, exc_info=outcome)
                 services.fail_job(session, job, me, code="internal-error", message=MSG_INTERNAL)
+
+    # ------------------------------------------------------------------ de-identification
+
+    def _deidentify(
+        self, claimed: services.ClaimedDeidentification, progress: _Progress
+    ) -> tuple[DeidentifiedOutput, str | None] | BaseException:
+        """Run the de-identification into the blob store; the output and the source file's
+        digest, or the exception that ended it."""
+        table: Any = None
+        try:
+            with self.db.read() as session:
+                source = dataplane.version_source(
+                    session, claimed.version_id, secret_key=self.settings.secret_key
+                )
+            policy = DeidentificationPolicy.from_dict(claimed.policy)
+            table = dataplane.open_version(self.store, source)
+            output = deidentify_to_store(
+                table,
+                policy,
+                self.store,
+                max_bytes=self.settings.upload_max_bytes,
+                format=claimed.format,
+                tokens=trustee_keys(self.settings),
+                findings=claimed.findings,
+                progress=progress.update,
+                should_cancel=lambda: progress.stop is not None,
+            )
+            if progress.stop is not None:
+                return ScanCancelled(N_("Cancelled."))
+            return output, source.digest
+        except Exception as exc:
+            return exc
+        finally:
+            close = getattr(table, "close", None)
+            if callable(close):
+                close()
+
+    def _record_deidentification(
+        self,
+        claimed: services.ClaimedDeidentification,
+        progress: _Progress,
+        outcome: tuple[DeidentifiedOutput, str | None] | BaseException,
+    ) -> None:
+        why = progress.stop
+        job, me, kind = claimed.job_id, self.runner_id, services.DEIDENTIFICATIONS
+        if why is None and isinstance(outcome, tuple):
+            output, source_sha256 = outcome
+            try:
+                with self.db.write() as session:
+                    services.finish_deidentification(
+                        session, job, me, output=output, source_sha256=source_sha256
+                    )
+                return
+            except DomainError as exc:  # e.g. the new version refused: record why, not retry
+                outcome = exc
+        with self.db.write() as session:
+            if why == "lost":
+                log.info("de-identification %s: lost or force-cancelled; not stored", job)
+            elif why == "shutdown":
+                services.release_job(session, job, me, kind=kind)
+            elif why is not None:
+                services.cancelled_job(session, job, me, why=why, kind=kind)
+            elif isinstance(outcome, DomainError):
+                services.fail_job(
+                    session,
+                    job,
+                    me,
+                    code=outcome.code,
+                    message=outcome.message,
+                    params=outcome.params,
+                    kind=kind,
+                )
+            else:
+                failure = outcome if isinstance(outcome, BaseException) else None
+                log.error("de-identification %s failed", job, exc_info=failure)
+                services.fail_job(
+                    session, job, me, code="internal-error", message=MSG_DEID_INTERNAL, kind=kind
+                )
 
 
 def run_pending(db: Database, settings: Settings, store: dataplane.BlobStore | None = None) -> int:

@@ -13,6 +13,12 @@ the CSRF header. Without JavaScript the same form posts the file as ``multipart/
 The scan page polls its progress partial every second with HTMX while the job is queued or
 running; when the job ends the partial answers ``HX-Refresh`` and the page reloads with the
 report. Charts are inline SVG drawn by the templates (``discovery/_charts.html``): no script.
+
+De-identification: a version's page (``/versions/{id}``) shows where the version came from (for a
+de-identified one: the source version, the policy's digest and what each column got) and offers
+*De-identify*; ``/versions/{id}/deidentify`` chooses a starter profile or takes a policy as JSON,
+shows what each column will get (the preview is an HTMX partial, or the whole page without
+script), and queues the job, whose page polls its progress as a scan's does.
 """
 
 from __future__ import annotations
@@ -32,12 +38,24 @@ from datafactor.discovery.api import (
     StoreDep,
     add_database,
     finish_upload,
+    plan_deidentification,
     read_chunk,
+    start_deidentification,
     store_upload,
     too_large,
+    trustee_choices,
+)
+from datafactor.discovery.deidentification import (
+    DeidentificationPolicy,
+    load_deidentification_profiles,
 )
 from datafactor.discovery.grading import GradeDecision
-from datafactor.discovery.schemas import ScanPublic
+from datafactor.discovery.schemas import (
+    DeidentificationPlanPublic,
+    DeidentificationPublic,
+    ProfilePublic,
+    ScanPublic,
+)
 from datafactor.discovery.services import ReviewedReport
 from datafactor.discovery.workflow import (
     DECISION_LABELS,
@@ -46,6 +64,7 @@ from datafactor.discovery.workflow import (
     GRADE_LABELS,
     MODE_LABELS,
     STATUS_LABELS,
+    TECHNIQUE_LABELS,
     ScanStatus,
 )
 from datafactor.errors import N_, DomainError, InvalidInput
@@ -69,6 +88,7 @@ LABELS: dict[str, Any] = {
     "decision_labels": DECISION_LABELS,
     "entity_labels": ENTITY_LABELS,
     "grade_labels": GRADE_LABELS,
+    "technique_labels": TECHNIQUE_LABELS,
 }
 
 
@@ -200,6 +220,9 @@ def _dataset_page(
         reviews=reviews,
         can_write=holder and principal.can(Permission.DATAPLANE_DATASET_WRITE),
         can_scan=holder and principal.can(Permission.DISCOVERY_SCAN_RUN),
+        can_deidentify=holder
+        and principal.can(Permission.DISCOVERY_DEIDENTIFICATION_RUN)
+        and principal.can(Permission.DATAPLANE_DATASET_WRITE),
         max_bytes=settings.upload_max_bytes,
         chunk_bytes=min(settings.upload_chunk_max_bytes, 8 * 1024**2),
         form=extra.pop("form", {}),
@@ -722,3 +745,350 @@ async def review(request: Request, dataset_id: str, identity: WebUser, db: DbDep
             raise
         return _scan_page(request, identity, db, scan_id, status=exc.status, **error_text(exc))
     return redirect(f"/scans/{scan_id}#review" if scan_id else f"/datasets/{dataset_id}")
+
+
+# ---------------------------------------------------------------------------- de-identification
+
+POLICY_MAX = 64 * 1024
+FORM_FIELDS = (
+    "csrf_token",
+    "action",
+    "mode",
+    "profile",
+    "policy",
+    "trustee",
+    "target",
+    "new_dataset_name",
+    "format",
+)
+
+
+async def _deidentify_form(request: Request) -> dict[str, str]:
+    """The de-identification form: like ``read_form``, but a policy may be longer than other
+    fields (up to ``POLICY_MAX`` characters; longer is refused, never cut)."""
+    form = await request.form(max_files=0, max_fields=len(FORM_FIELDS) + 4)
+    out: dict[str, str] = {}
+    for key in FORM_FIELDS:
+        value = form.get(key)
+        if isinstance(value, str):
+            out[key] = value if key == "policy" else value[:4096]
+    return out
+
+
+def _deidentification_request(
+    form: Mapping[str, str], profiles: Mapping[str, ProfilePublic]
+) -> services.DeidentificationRequest:
+    trustee = form.get("trustee") or None
+    new_name = None
+    if form.get("target") == "new":
+        new_name = form.get("new_dataset_name", "").strip()
+        if not new_name:
+            raise InvalidInput(
+                N_("Name the new data set, or add the version to this data set."),
+                field="new_dataset_name",
+            )
+    common: dict[str, Any] = {
+        "new_dataset_name": new_name,
+        "format": form.get("format") or "parquet",
+    }
+    if form.get("mode") == "policy":
+        text = form.get("policy", "")
+        if not text.strip():
+            raise InvalidInput(
+                N_("Paste a policy (JSON) or choose a starter profile."), field="policy"
+            )
+        if len(text) > POLICY_MAX:
+            raise InvalidInput(
+                N_("The policy is longer than {limit} characters; shorten it."),
+                field="policy",
+                limit=POLICY_MAX,
+            )
+        document = DeidentificationPolicy.from_json(text).as_dict()
+        # A policy that names its trustee keeps it; the chooser fills in one that does not.
+        named = trustee if "trustee" not in document else None
+        return services.DeidentificationRequest(policy=document, trustee=named, **common)
+    profile = form.get("profile") or ""
+    chosen = profiles.get(profile)
+    return services.DeidentificationRequest(
+        profile=profile or None,
+        trustee=trustee if chosen is not None and chosen.tokenises else None,
+        **common,
+    )
+
+
+def _profiles() -> dict[str, ProfilePublic]:
+    return {name: ProfilePublic.of(p) for name, p in load_deidentification_profiles().items()}
+
+
+def _deidentify_page(
+    request: Request,
+    identity: WebIdentity,
+    db: DbDep,
+    settings: Any,
+    version_id: str,
+    *,
+    form: Mapping[str, str] | None = None,
+    plan: DeidentificationPlanPublic | None = None,
+    status: int = 200,
+    **extra: Any,
+) -> Response:
+    principal = identity.principal
+    with db.read() as session:
+        source = services.deidentification_source(
+            session, principal, version_id, secret_key=settings.secret_key
+        )
+        version = dataplane.VersionPublic.of(dataplane.get_version(session, principal, version_id))
+        dataset = dataplane.DatasetPublic.of(
+            dataplane.get_dataset(session, principal, version.dataset_id)
+        )
+    template = "discovery/deidentify.html"
+    if request.headers.get("HX-Request") and (form or {}).get("action") == "preview":
+        template, status = "discovery/_plan.html", 200  # HTMX swaps 200 answers only
+    trustees = trustee_choices(db, principal)
+    return render(
+        request,
+        template,
+        identity,
+        status=status,
+        version=version,
+        dataset=dataset,
+        findings=source.findings,
+        scan_id=source.scan_id,
+        profiles=_profiles(),
+        trustees=trustees,
+        trustee_names={t.party_id: t.name for t in trustees},
+        form=dict(form or {}),
+        plan=plan,
+        plan_only=template == "discovery/_plan.html",
+        policy_max=POLICY_MAX,
+        locale=context.locale.get(),
+        **LABELS,
+        **extra,
+    )
+
+
+@router.get("/versions/{version_id}/deidentify")
+def deidentify_form(
+    request: Request, version_id: str, identity: WebUser, db: DbDep, settings: SettingsDep
+) -> Response:
+    return _deidentify_page(request, identity, db, settings, version_id)
+
+
+@router.post("/versions/{version_id}/deidentify")
+async def deidentify_submit(
+    request: Request,
+    version_id: str,
+    identity: WebUser,
+    db: DbDep,
+    settings: SettingsDep,
+    store: StoreDep,
+) -> Response:
+    """``action``: ``preview`` shows the plan, ``edit`` turns the chosen profile into a policy
+    to edit, ``run`` queues the job and opens its page."""
+    form = await _deidentify_form(request)
+    check_csrf(request, form.get("csrf_token"), identity)
+    action = form.get("action") or "preview"
+    principal = identity.principal
+    try:
+        wanted = _deidentification_request(form, _profiles())
+        if action == "run":
+            job = await run_in_threadpool(
+                start_deidentification, db, principal, store, settings, version_id, wanted
+            )
+            return redirect(f"/deidentifications/{job.id}")
+        plan = await run_in_threadpool(
+            plan_deidentification, db, principal, store, settings, version_id, wanted
+        )
+    except DomainError as exc:
+        if exc.code == "csrf":
+            raise
+        shown = error_text(exc)
+        return _deidentify_page(
+            request,
+            identity,
+            db,
+            settings,
+            version_id,
+            form=form,
+            status=exc.status,
+            error=shown["error"],
+            error_field=shown["error_field"],
+        )
+    if action == "edit":
+        form = {**form, "mode": "policy", "policy": plan.policy.to_json()}
+    return _deidentify_page(
+        request,
+        identity,
+        db,
+        settings,
+        version_id,
+        form=form,
+        plan=DeidentificationPlanPublic.of(plan),
+    )
+
+
+def _derived_columns(job: DeidentificationPublic | None) -> list[Mapping[str, Any]]:
+    """The per-column outcome of the job that made a version, for its page."""
+    if job is None or not job.report:
+        return []
+    return [c for c in job.report.get("columns") or [] if isinstance(c, Mapping)]
+
+
+def _report_warnings(job: DeidentificationPublic | None) -> list[str]:
+    if job is None or not job.report:
+        return []
+    texts = []
+    for w in job.report.get("warnings") or []:
+        if isinstance(w, Mapping) and w.get("message"):
+            raw = w.get("params")
+            params: dict[str, Any] = dict(raw) if isinstance(raw, Mapping) else {}
+            texts.append(gettext(str(w["message"]), **params))
+    return texts
+
+
+@router.get("/versions/{version_id}")
+def version_detail(request: Request, version_id: str, identity: WebUser, db: DbDep) -> Response:
+    principal = identity.principal
+    with db.read() as session:
+        version = dataplane.VersionPublic.of(dataplane.get_version(session, principal, version_id))
+        dataset = dataplane.DatasetPublic.of(
+            dataplane.get_dataset(session, principal, version.dataset_id)
+        )
+        scan = services.latest_scans(session, principal, [version.id]).get(version.id)
+        made_by = services.derivation_of(session, principal, version_id)
+        derivation = DeidentificationPublic.of(made_by, with_report=True) if made_by else None
+        source = source_dataset = None
+        if version.derived_from_id:
+            source = dataplane.VersionPublic.of(
+                dataplane.get_version(session, principal, version.derived_from_id)
+            )
+            source_dataset = dataplane.DatasetPublic.of(
+                dataplane.get_dataset(session, principal, source.dataset_id)
+            )
+        rows, _total = services.list_deidentifications(
+            session, principal, services.ScanQuery(version_id=version_id), limit=20, offset=0
+        )
+        jobs = [DeidentificationPublic.of(j) for j in rows]
+    holder = dataset.party_id == principal.party_id
+    return render(
+        request,
+        "discovery/version.html",
+        identity,
+        version=version,
+        dataset=dataset,
+        scan=ScanPublic.of(scan) if scan else None,
+        derivation=derivation,
+        derived_columns=_derived_columns(derivation),
+        derived_warnings=_report_warnings(derivation),
+        source=source,
+        source_dataset=source_dataset,
+        jobs=jobs,
+        can_deidentify=holder
+        and principal.can(Permission.DISCOVERY_DEIDENTIFICATION_RUN)
+        and principal.can(Permission.DATAPLANE_DATASET_WRITE),
+        **LABELS,
+    )
+
+
+def _deidentification_page(
+    request: Request,
+    identity: WebIdentity,
+    db: DbDep,
+    job_id: str,
+    *,
+    status: int = 200,
+    **extra: Any,
+) -> Response:
+    principal = identity.principal
+    with db.read() as session:
+        found = services.get_deidentification(session, principal, job_id, with_report=True)
+        job = DeidentificationPublic.of(found, with_report=True)
+        dataset = dataplane.DatasetPublic.of(
+            dataplane.get_dataset(session, principal, job.dataset_id)
+        )
+        target = dataplane.DatasetPublic.of(
+            dataplane.get_dataset(session, principal, job.target_dataset_id)
+        )
+        result = (
+            dataplane.VersionPublic.of(
+                dataplane.get_version(session, principal, job.result_version_id)
+            )
+            if job.result_version_id
+            else None
+        )
+    holder = dataset.party_id == principal.party_id
+    return render(
+        request,
+        "discovery/deidentification.html",
+        identity,
+        status=status,
+        job=job,
+        dataset=dataset,
+        target=target,
+        result=result,
+        columns=_derived_columns(job),
+        report_warnings=_report_warnings(job),
+        policy_json=json.dumps(job.policy, ensure_ascii=False, indent=2),
+        can_cancel=holder and principal.can(Permission.DISCOVERY_DEIDENTIFICATION_RUN),
+        can_force=principal.can(
+            Permission.DISCOVERY_SCAN_FORCE if holder else Permission.DISCOVERY_SCAN_FORCE_ALL
+        ),
+        **LABELS,
+        **extra,
+    )
+
+
+@router.get("/deidentifications/{job_id}")
+def deidentification_detail(
+    request: Request, job_id: str, identity: WebUser, db: DbDep
+) -> Response:
+    return _deidentification_page(request, identity, db, job_id)
+
+
+@router.get("/deidentifications/{job_id}/progress")
+def deidentification_progress(
+    request: Request, job_id: str, identity: WebUser, db: DbDep
+) -> Response:
+    """The progress partial HTMX polls; when the job has ended the page reloads to show it."""
+    with db.read() as session:
+        job = DeidentificationPublic.of(
+            services.get_deidentification(session, identity.principal, job_id)
+        )
+    response = render(request, "discovery/_deid_progress.html", identity, job=job, **LABELS)
+    if job.final and request.headers.get("HX-Request"):
+        response.headers["HX-Refresh"] = "true"
+    return response
+
+
+@router.post("/deidentifications/{job_id}/cancel")
+async def deidentification_cancel(
+    request: Request, job_id: str, identity: WebUser, db: DbDep
+) -> Response:
+    form = await read_form(request)
+    check_csrf(request, form.get("csrf_token"), identity)
+    try:
+        with db.write() as session:
+            services.cancel_deidentification(session, identity.principal, job_id)
+    except DomainError as exc:
+        return _deidentification_page(
+            request, identity, db, job_id, status=exc.status, **error_text(exc)
+        )
+    return redirect(f"/deidentifications/{job_id}")
+
+
+@router.post("/deidentifications/{job_id}/force-cancel")
+async def deidentification_force_cancel(
+    request: Request, job_id: str, identity: WebUser, db: DbDep
+) -> Response:
+    form = await read_form(request)
+    check_csrf(request, form.get("csrf_token"), identity)
+    try:
+        with db.write() as session:
+            services.force_cancel_deidentification(
+                session, identity.principal, job_id, form.get("reason", "")
+            )
+    except DomainError as exc:
+        return _deidentification_page(
+            request, identity, db, job_id, status=exc.status, **error_text(exc)
+        )
+    return redirect(f"/deidentifications/{job_id}")

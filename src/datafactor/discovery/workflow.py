@@ -68,6 +68,15 @@ class EventTag(StrEnum):
     SCAN_REQUEUE = "discovery:scan:requeue"
     DETECTION_CONFIRM = "discovery:detection:confirm"
     DETECTION_DISMISS = "discovery:detection:dismiss"
+    DEID_REQUEST = "discovery:deidentification:request"
+    DEID_START = "discovery:deidentification:start"
+    DEID_SUCCEED = "discovery:deidentification:succeed"
+    DEID_FAIL = "discovery:deidentification:fail"
+    DEID_CANCEL_REQUEST = "discovery:deidentification:cancel-request"
+    DEID_CANCELLED = "discovery:deidentification:cancelled"
+    DEID_FORCE_CANCEL = "discovery:deidentification:force-cancel"
+    DEID_REQUEUE = "discovery:deidentification:requeue"
+    TOKEN_REVERSE = "discovery:token:reverse"
 
 
 STATUS_LABELS: dict[str, str] = {
@@ -96,6 +105,23 @@ EVENT_LABELS: dict[str, str] = {
     EventTag.SCAN_REQUEUE: N_("Scan put back in the queue"),
     EventTag.DETECTION_CONFIRM: N_("Confirmed a detection"),
     EventTag.DETECTION_DISMISS: N_("Dismissed a detection"),
+    EventTag.DEID_REQUEST: N_("Requested a de-identification"),
+    EventTag.DEID_START: N_("De-identification started"),
+    EventTag.DEID_SUCCEED: N_("De-identification finished"),
+    EventTag.DEID_FAIL: N_("De-identification failed"),
+    EventTag.DEID_CANCEL_REQUEST: N_("Asked to cancel a de-identification"),
+    EventTag.DEID_CANCELLED: N_("De-identification cancelled"),
+    EventTag.DEID_FORCE_CANCEL: N_("Force-cancelled a de-identification"),
+    EventTag.DEID_REQUEUE: N_("De-identification put back in the queue"),
+    EventTag.TOKEN_REVERSE: N_("Reversed tokens"),
+}
+TECHNIQUE_LABELS: dict[str, str] = {
+    "keep": N_("Keep as it is"),
+    "drop": N_("Remove the column"),
+    "mask": N_("Mask"),
+    "hash": N_("Salted hash"),
+    "generalise": N_("Generalise"),
+    "tokenise": N_("Tokenise (reversible by the trustee)"),
 }
 GRADE_LABELS: dict[str, str] = {
     "general": N_("General data"),
@@ -196,6 +222,40 @@ def progress_percent(rows_done: int, rows_total: int | None, status: str) -> int
     if not rows_total:
         return None
     return max(0, min(100, int(rows_done * 100 / rows_total)))
+
+
+# --------------------------------------------------------------------------- de-identification
+
+# Who may hold the key of tokenised columns (受托方). The key reverses every token, so it goes to
+# a party the holder answers for — itself — or to a verified data custodian (数据托管: a service
+# firm whose role is custody, listed publicly by the exchange), whose trade is holding data on
+# others' behalf. No other party (an exchange operator, a regulator, another enterprise) and no
+# custodian that is not verified now (pending, rejected, suspended) is named a trustee; tokens a
+# custodian already holds stay reversible by it. One refusal for every other id, so the answer
+# never tells whether an id names some party.
+DETOKENISE_MAX_PER_CALL = 1000
+
+
+def trustee_refusal(*, own_party: bool, verified_custodian: bool) -> str | None:
+    """Why a party may not be named trustee (a msgid with ``{trustee}``), or None if it may."""
+    if own_party or verified_custodian:
+        return None
+    return N_(
+        "{trustee} cannot hold the key: name your own organisation or a verified data custodian "
+        "(a service firm whose role is custody) as the trustee."
+    )
+
+
+def check_token_count(count: int, limit: int = DETOKENISE_MAX_PER_CALL) -> None:
+    """A detokenisation asks for 1 to ``limit`` values; ``InvalidInput`` otherwise."""
+    if not 1 <= count <= limit:
+        raise InvalidInput(
+            N_("Send 1 to {limit} tokens at a time; this request has {count}."),
+            field="tokens",
+            code="token-count",
+            limit=limit,
+            count=count,
+        )
 
 
 # -------------------------------------------------------------------------------------- reviews

@@ -14,6 +14,7 @@ from datafactor.identity.domain import (
     ServiceRole,
 )
 from datafactor.identity.services import (
+    CustodianCard,
     LoginOutcome,
     PartyQuery,
     WebIdentity,
@@ -26,9 +27,11 @@ from datafactor.identity.services import (
     end_web_session,
     ensure_user_password,
     find_party_id,
+    get_custodian,
     get_party,
     get_token,
     get_user,
+    list_custodians,
     list_parties,
     list_tokens,
     list_users,
@@ -49,6 +52,7 @@ from datafactor.identity.services import (
 _audit.register_action_labels(_EVENT_LABELS)
 
 __all__ = [
+    "CustodianCard",
     "EventTag",
     "LockoutPolicy",
     "LoginOutcome",
@@ -67,9 +71,11 @@ __all__ = [
     "end_web_session",
     "ensure_user_password",
     "find_party_id",
+    "get_custodian",
     "get_party",
     "get_token",
     "get_user",
+    "list_custodians",
     "list_parties",
     "list_tokens",
     "list_users",

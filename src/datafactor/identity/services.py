@@ -19,7 +19,7 @@ from typing import Any
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -43,7 +43,9 @@ from datafactor.identity.domain import (
     EventTag,
     LockoutPolicy,
     PartyApplication,
+    PartyKind,
     PartyStatus,
+    ServiceRole,
     check_application,
     check_password,
     check_reason,
@@ -378,6 +380,38 @@ def list_parties(
         stmt.order_by(Party.created_at.desc(), Party.id).limit(limit).offset(offset)
     )
     return list(rows), total
+
+
+@dataclass(frozen=True)
+class CustodianCard:
+    """A verified data custodian (数据托管) as any verified party may see it: the exchange lists
+    them publicly, so that a holder can name one to keep keys or data on its behalf."""
+
+    id: str
+    name: str
+    name_en: str
+
+
+def _custodians() -> Select[Party]:
+    return select(Party).where(
+        Party.kind == PartyKind.SERVICE_FIRM,
+        Party.service_role == ServiceRole.CUSTODIAN,
+        Party.status == PartyStatus.VERIFIED,
+    )
+
+
+def list_custodians(session: Session, principal: Principal) -> list[CustodianCard]:
+    """The verified data custodians, by name (the public directory; any party's user reads it)."""
+    _require(principal, P.IDENTITY_PARTY_READ)
+    rows = session.scalars(_custodians().order_by(Party.name, Party.id).limit(500))
+    return [CustodianCard(p.id, p.name, p.name_en) for p in rows]
+
+
+def get_custodian(session: Session, principal: Principal, party_id: str) -> CustodianCard | None:
+    """The verified data custodian ``party_id``, or None when the id names no such party."""
+    _require(principal, P.IDENTITY_PARTY_READ)
+    party = session.scalar(_custodians().where(Party.id == party_id))
+    return CustodianCard(party.id, party.name, party.name_en) if party is not None else None
 
 
 def party_counts(session: Session, principal: Principal) -> dict[str, int]:
