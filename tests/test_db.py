@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC
 
 import pytest
+from aio import run_async
 from factories import Actor
 from sqlalchemy import bindparam, select, text
 
@@ -27,7 +27,7 @@ def test_lookup_returns_typed_row_or_none(db: Database, enterprise: Actor) -> No
         finally:
             await db.aclose()
 
-    found, missing = asyncio.run(both())
+    found, missing = run_async(both)
     with db.read() as session:
         party = session.get(Party, enterprise.party_id)
         assert party is not None
@@ -60,7 +60,7 @@ def test_lookup_survives_the_server_dropping_its_connections(
         finally:
             await db.aclose()
 
-    before, after = asyncio.run(around_a_restart())
+    before, after = run_async(around_a_restart)
     assert before == after
     assert after is not None
 
@@ -78,4 +78,4 @@ def test_lookup_refuses_parameters_that_need_conversion(db: Database) -> None:
             await db.aclose()
 
     with pytest.raises(TypeError, match="no conversion"):
-        asyncio.run(run())
+        run_async(run)

@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from datafactor.identity import views as identity_views
     from datafactor.ledger import api as ledger_api
     from datafactor.ledger import views as ledger_views
+    from datafactor.registry import api as registry_api
 
     settings = settings or get_settings()
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     api.include_router(ledger_api.router)
     api.include_router(discovery_api.router)
     api.include_router(census_api.router)
+    api.include_router(registry_api.router)
     app.include_router(api)
     # Console pages refuse unknown query parameters too (a typo must not silently drop a filter).
     strict = [Depends(reject_unknown_query)]

@@ -9,4 +9,5 @@ def load_all_models() -> None:
     import datafactor.dataplane.models
     import datafactor.discovery.models
     import datafactor.identity.models
-    import datafactor.ledger.models  # noqa: F401
+    import datafactor.ledger.models
+    import datafactor.registry.models  # noqa: F401

@@ -39,6 +39,17 @@ class Permission(StrEnum):
     IDENTITY_USER_MANAGE = "identity:user:manage"
     IDENTITY_USER_READ = "identity:user:read"
     IDENTITY_USER_READ_ALL = "identity:user:read-all"
+    REGISTRY_APPLICATION_FORCE = "registry:application:force"
+    REGISTRY_APPLICATION_READ = "registry:application:read"
+    REGISTRY_APPLICATION_READ_ALL = "registry:application:read-all"
+    REGISTRY_APPLICATION_REVIEW = "registry:application:review"
+    REGISTRY_APPLICATION_SUBMIT = "registry:application:submit"
+    REGISTRY_ASSET_READ = "registry:asset:read"
+    REGISTRY_ASSET_READ_ALL = "registry:asset:read-all"
+    REGISTRY_ASSET_WRITE = "registry:asset:write"
+    REGISTRY_CALENDAR_MANAGE = "registry:calendar:manage"
+    REGISTRY_NOTICE_READ = "registry:notice:read"
+    REGISTRY_OBJECTION_LODGE = "registry:objection:lodge"
 
 
 class Role(StrEnum):
@@ -51,6 +62,29 @@ class Role(StrEnum):
 
 P = Permission
 
+# A party registers its own data and rights, reads the public notice board and may object to
+# another party's application during its notice (the registry's "applicant" and "objector").
+_REGISTRY_APPLICANT = frozenset(
+    {
+        P.REGISTRY_APPLICATION_READ,
+        P.REGISTRY_APPLICATION_SUBMIT,
+        P.REGISTRY_ASSET_READ,
+        P.REGISTRY_ASSET_WRITE,
+        P.REGISTRY_NOTICE_READ,
+        P.REGISTRY_OBJECTION_LODGE,
+    }
+)
+# The exchange operator is the registration authority (登记机构): its staff are registrars, its
+# administrator also force-transitions stuck applications and edits the working-day calendar.
+_REGISTRAR = frozenset(
+    {
+        P.REGISTRY_APPLICATION_READ_ALL,
+        P.REGISTRY_APPLICATION_REVIEW,
+        P.REGISTRY_ASSET_READ_ALL,
+        P.REGISTRY_NOTICE_READ,
+    }
+)
+
 _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
     Role.STAFF: frozenset(
         {
@@ -62,6 +96,7 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
             P.IDENTITY_PARTY_READ,
             P.IDENTITY_TOKEN_MANAGE,
             P.IDENTITY_USER_READ,
+            *_REGISTRY_APPLICANT,
         }
     ),
     Role.AUDITOR: frozenset(
@@ -71,6 +106,9 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
             P.IDENTITY_PARTY_READ,
             P.IDENTITY_TOKEN_MANAGE,
             P.IDENTITY_USER_READ,
+            P.REGISTRY_APPLICATION_READ,
+            P.REGISTRY_ASSET_READ,
+            P.REGISTRY_NOTICE_READ,
         }
     ),
     # The admin is also the party's reviewer of discovery results, and may force-cancel its scans.
@@ -92,6 +130,7 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
             P.IDENTITY_TOKEN_MANAGE,
             P.IDENTITY_USER_MANAGE,
             P.IDENTITY_USER_READ,
+            *_REGISTRY_APPLICANT,
         }
     ),
 }
@@ -109,11 +148,28 @@ _SUPERVISORY_READ = frozenset(
 _KIND_GRANTS: dict[str, dict[Role, frozenset[Permission]]] = {
     "exchange_operator": {
         # The platform's administrator: may force-cancel any party's stuck scan.
-        Role.ADMIN: _SUPERVISORY_READ | {P.DISCOVERY_SCAN_FORCE_ALL, P.IDENTITY_PARTY_VERIFY},
-        Role.STAFF: frozenset({P.IDENTITY_PARTY_READ_ALL, P.IDENTITY_PARTY_VERIFY}),
-        Role.AUDITOR: _SUPERVISORY_READ,
+        Role.ADMIN: _SUPERVISORY_READ
+        | _REGISTRAR
+        | {
+            P.DISCOVERY_SCAN_FORCE_ALL,
+            P.IDENTITY_PARTY_VERIFY,
+            P.REGISTRY_APPLICATION_FORCE,
+            P.REGISTRY_CALENDAR_MANAGE,
+        },
+        Role.STAFF: _REGISTRAR | {P.IDENTITY_PARTY_READ_ALL, P.IDENTITY_PARTY_VERIFY},
+        Role.AUDITOR: _SUPERVISORY_READ
+        | {P.REGISTRY_APPLICATION_READ_ALL, P.REGISTRY_ASSET_READ_ALL},
     },
-    "regulator": {role: _SUPERVISORY_READ | {P.CENSUS_INVENTORY_READ_ALL} for role in Role},
+    "regulator": {
+        role: _SUPERVISORY_READ
+        | {
+            P.CENSUS_INVENTORY_READ_ALL,
+            P.REGISTRY_APPLICATION_READ_ALL,
+            P.REGISTRY_ASSET_READ_ALL,
+            P.REGISTRY_NOTICE_READ,
+        }
+        for role in Role
+    },
     # The big-data bureau organises the government data census: it reads every department's
     # inventory and the province's roll-up, starts a census for any department, and its admin
     # may force-cancel any census run.

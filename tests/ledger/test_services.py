@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from aio import run_async
 from ledger_support import fill, make_entries
 from sqlalchemy import select, update
 
@@ -377,8 +378,8 @@ def test_async_callers_share_commits_and_get_proofs(db: Database, keys: LogKeySt
         )
 
     with Integrator(db, keys, anchor_interval=None) as integrator:
-        proved = asyncio.run(callers(integrator))
-        plain = asyncio.run(integrator.append_async(b'{"plain":true}'))
+        proved = run_async(lambda: callers(integrator))
+        plain = run_async(lambda: integrator.append_async(b'{"plain":true}'))
         assert integrator.batches < 64  # the 64 callers shared commits
     assert sorted(a.index for a in proved) == list(range(64))
     assert plain == 64
@@ -392,7 +393,7 @@ def test_async_callers_share_commits_and_get_proofs(db: Database, keys: LogKeySt
         return await integrator.append_async(b'{"late":true}')
 
     with pytest.raises(IntegratorStopped):
-        asyncio.run(late())
+        run_async(late)
 
 
 def test_integrator_batches_concurrent_appends_and_signs_within_a_second(

@@ -66,7 +66,13 @@ def test_the_surface_is_sorted_and_complete() -> None:
         assert getattr(registry, name) is getattr(domain, name)
 
 
-@pytest.mark.parametrize("path", sorted(SRC.glob("*.py")), ids=lambda p: p.name)
+# The persistence and entry-point layers of the package may use the ORM, the web and other
+# domains' surfaces; the rules may not.
+LAYERS = frozenset({"models.py", "schemas.py", "services.py", "api.py", "views.py", "cli.py"})
+RULE_MODULES = sorted(p for p in SRC.glob("*.py") if p.name not in LAYERS)
+
+
+@pytest.mark.parametrize("path", RULE_MODULES, ids=lambda p: p.name)
 def test_the_rules_import_no_web_and_no_orm(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):

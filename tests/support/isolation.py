@@ -433,6 +433,180 @@ CENSUS_ENDPOINTS: list[ObjectEndpoint] = [
 ]
 
 
+# ------------------------------------------------------------------------------------ registry
+# The makers build their objects through the registry's services on the app's database, on the
+# fixed clock of ``registry_support`` (a notice running on TODAY), as the owner and, where the
+# workflow needs one, a registrar of a fresh exchange operator.
+
+
+def _registry_ctx(client: TestClient) -> tuple[Any, Any]:
+    return client.app.state.db, client.app.state.settings  # type: ignore[attr-defined]
+
+
+def _own_registry_asset(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    import registry_support as rs
+
+    db, settings = _registry_ctx(client)
+    who = rs.principal(db, owner)
+    return rs.new_asset(db, who, rs.scanned_version(db, settings, who))
+
+
+def _own_registry_application(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    import registry_support as rs
+
+    from datafactor.registry import services as registry
+
+    db, settings = _registry_ctx(client)
+    asset_id = _own_registry_asset(client, owner, headers)
+    with db.write() as s:
+        row = registry.submit_application(
+            s,
+            rs.principal(db, owner),
+            rs.initial(db, asset_id),
+            issuer=registry.issuer_for(settings),
+            today=rs.TODAY,
+        )
+        return str(row.id)
+
+
+def _registrar(client: TestClient) -> Any:
+    import registry_support as rs
+    from factories import make_actor
+
+    from datafactor.identity import PartyKind
+
+    db, _ = _registry_ctx(client)
+    return rs.principal(db, make_actor(db, PartyKind.EXCHANGE_OPERATOR))
+
+
+def _noticed_application(client: TestClient, applicant: Actor) -> str:
+    import registry_support as rs
+
+    from datafactor.registry import Action
+    from datafactor.registry import services as registry
+
+    db, settings = _registry_ctx(client)
+    app_id = _own_registry_application(client, applicant, {})
+    with db.write() as s:
+        registry.act(
+            s,
+            _registrar(client),
+            app_id,
+            Action.APPROVE_TO_NOTICE,
+            issuer=registry.issuer_for(settings),
+            today=rs.TODAY,
+        )
+    return app_id
+
+
+def _own_certificate(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    import registry_support as rs
+
+    from datafactor.registry import Action
+    from datafactor.registry import services as registry
+
+    db, settings = _registry_ctx(client)
+    app_id = _noticed_application(client, owner)
+    with db.write() as s:
+        registry.act(
+            s,
+            _registrar(client),
+            app_id,
+            Action.CLOSE_NOTICE,
+            issuer=registry.issuer_for(settings),
+            today=rs.LATER,
+        )
+        return str(s.scalars(text_select_number(app_id)).one())
+
+
+def text_select_number(application_id: str) -> Any:
+    from sqlalchemy import select
+
+    from datafactor.registry.models import RegistryCertificate
+
+    return select(RegistryCertificate.number).where(
+        RegistryCertificate.application_id == application_id
+    )
+
+
+def _objection_against_another(client: TestClient, objector: Actor) -> str:
+    import registry_support as rs
+    from factories import make_actor
+
+    from datafactor.registry import services as registry
+
+    db, _ = _registry_ctx(client)
+    app_id = _noticed_application(client, make_actor(db))
+    with db.write() as s:
+        objection = registry.lodge(
+            s,
+            rs.principal(db, objector),
+            app_id,
+            registry.ObjectionDraft(
+                ("title_dispute",), "该数据由我方采集，有合同为证", ("合同.pdf",)
+            ),
+            today=rs.TODAY,
+        )
+        return str(objection.id)
+
+
+def _own_objection(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    return _objection_against_another(client, owner)
+
+
+def _objection_for_registrar(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    from factories import make_actor
+
+    db, _ = _registry_ctx(client)
+    return _objection_against_another(client, make_actor(db))
+
+
+REGISTRY_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint("GET", "/api/v1/registry/assets/{asset_id}", _own_registry_asset),
+    ObjectEndpoint(
+        "PATCH",
+        "/api/v1/registry/assets/{asset_id}",
+        _own_registry_asset,
+        body={"description": "更新说明"},
+        extra_intruder_kinds=("regulator",),
+        notes="a regulator reads every asset but changes none",
+    ),
+    ObjectEndpoint(
+        "GET", "/api/v1/registry/applications/{application_id}", _own_registry_application
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/registry/applications/{application_id}/actions",
+        _own_registry_application,
+        body={"action": "withdraw"},
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint(
+        "GET",
+        "/api/v1/registry/applications/{application_id}/objections",
+        _own_registry_application,
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/registry/applications/{application_id}/objections",
+        _own_registry_application,
+        body={"grounds": ["title_dispute"], "statement": "该数据由我方采集", "evidence": ["x"]},
+        ok_status=(422,),
+        notes="not on the notice board: other parties get 404; the applicant is refused "
+        "(it cannot object to its own application)",
+    ),
+    ObjectEndpoint("GET", "/api/v1/registry/objections/{objection_id}", _own_objection),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/registry/objections/{objection_id}/decision",
+        _objection_for_registrar,
+        body={"substantiated": False, "reason": "证据不足以证明权属争议"},
+        owner_kind="exchange_operator",
+        notes="owner = a registrar (exchange operator); intruders = parties that are not",
+    ),
+    ObjectEndpoint("GET", "/api/v1/registry/certificates/{number}/receipt", _own_certificate),
+]
+
 ENDPOINTS: list[ObjectEndpoint] = [
     ObjectEndpoint("GET", "/api/v1/parties/{party_id}", _own_party),
     ObjectEndpoint("GET", "/api/v1/users/{user_id}", _own_user),
@@ -461,6 +635,7 @@ ENDPOINTS: list[ObjectEndpoint] = [
     *DISCOVERY_ENDPOINTS,
     *DEIDENTIFICATION_ENDPOINTS,
     *CENSUS_ENDPOINTS,
+    *REGISTRY_ENDPOINTS,
 ]
 
 # Routes with a path parameter that are deliberately public (no tenant owns them).
@@ -468,6 +643,8 @@ PUBLIC: dict[str, str] = {
     "GET /api/v1/ledger/entries/{index}": "the transparency log is public by design (issue 3)",
     "GET /api/v1/ledger/entries/by-hash/{leaf_hash}": "public transparency log lookup",
     "GET /api/v1/ledger/receipts/{index}": "receipts are built from public log data only",
+    "GET /api/v1/registry/verify/{number}": "certificate verification is public by design "
+    "(issue 5: anyone shown a certificate can check it, without login)",
 }
 
 

@@ -60,6 +60,7 @@ from datafactor.discovery.scan import (
 )
 from datafactor.discovery.services import (
     ReviewedReport,
+    ScanQuery,
     get_scan,
     list_reviews,
     list_scans,
@@ -130,6 +131,7 @@ __all__ = [
     "ReviewedReport",
     "ScanCancelled",
     "ScanMode",
+    "ScanQuery",
     "ScanReport",
     "ScanStatus",
     "ScannedColumn",

@@ -1,0 +1,154 @@
+"""The registry over HTTP and the CLI: a registration with an objection dismissed, problem+json
+refusals naming the rule, public verification without login, the CLI's list and receipt."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from factories import bearer
+from registry_support import LATER, SCOPE, TODAY, fingerprint, principal, scanned_version
+from typer.testing import CliRunner
+
+from datafactor.cli import app as cli
+from datafactor.registry.api import registry_today
+from datafactor.settings import Settings, get_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def clock(app):  # type: ignore[no-untyped-def]
+    now = {"today": TODAY}
+    app.dependency_overrides[registry_today] = lambda: now["today"]
+    yield now
+    app.dependency_overrides.pop(registry_today, None)
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    monkeypatch.setenv("DATAFACTOR_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("DATAFACTOR_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("DATAFACTOR_ENVIRONMENT", "test")
+    get_settings.cache_clear()
+    yield settings
+    get_settings.cache_clear()
+
+
+def test_registration_over_http_and_cli(
+    client, clock, env, db, settings, enterprise, other_enterprise, operator, tmp_path
+):
+    owner, rival, registrar = (
+        bearer(client, enterprise),
+        bearer(client, other_enterprise),
+        bearer(client, operator),
+    )
+    version_id = scanned_version(db, settings, principal(db, enterprise))
+    r = client.post(
+        "/api/v1/registry/assets",
+        headers=owner,
+        json={
+            "kind": "resource",
+            "name": "南宁供电量数据",
+            "description": "各站点每日供电量",
+            "domain": "energy",
+            "source_statement": "本单位计量系统自行采集",
+            "collection_method": "计量系统自动采集",
+            "update_frequency": "daily",
+            "coverage": "2025",
+            "region": "450100",
+            "volume": "40 行",
+            "field_schema": [{"name": "日期"}],
+            "version_id": version_id,
+        },
+    )
+    assert r.status_code == 201, r.text
+    asset_id = r.json()["id"]
+    assert r.json()["grade"] == "general"
+    body = {
+        "type": "initial",
+        "asset_id": asset_id,
+        "scope": SCOPE,
+        "term_start": TODAY.isoformat(),
+        "fingerprint": "sha256:" + fingerprint(db, asset_id).upper(),
+    }
+    r = client.post("/api/v1/registry/applications", headers=owner, json=body)
+    assert r.status_code == 201, r.text
+    app_id = r.json()["id"]
+    assert r.json()["state"] == "substantive_review"
+    # An applicant cannot act as the registrar; an enterprise cannot see the queue.
+    r = client.post(
+        f"/api/v1/registry/applications/{app_id}/actions",
+        headers=owner,
+        json={"action": "approve_to_notice"},
+    )
+    assert r.status_code == 403
+    r = client.post(
+        f"/api/v1/registry/applications/{app_id}/actions",
+        headers=registrar,
+        json={"action": "approve_to_notice"},
+    )
+    assert r.status_code == 200 and r.json()["state"] == "public_notice"
+    notices = client.get("/api/v1/registry/notices", headers=rival).json()
+    assert [n["id"] for n in notices["items"]] == [app_id]
+
+    # An objection with no grounds: problem+json naming the rule.
+    r = client.post(
+        f"/api/v1/registry/applications/{app_id}/objections",
+        headers=rival,
+        json={"grounds": [], "statement": "这是我们的数据", "evidence": ["合同"]},
+    )
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "REG-OBJECTION-GROUNDS" in r.text
+    r = client.post(
+        f"/api/v1/registry/applications/{app_id}/objections",
+        headers=rival,
+        json={"grounds": ["title_dispute"], "statement": "这些站点的数据归我方", "evidence": ["a"]},
+    )
+    assert r.status_code == 201, r.text
+    objection_id = r.json()["id"]
+    r = client.post(
+        f"/api/v1/registry/objections/{objection_id}/decision",
+        headers=registrar,
+        json={"substantiated": False, "reason": "异议人未能证明其采集了这些数据"},
+    )
+    assert r.status_code == 200 and r.json()["outcome"] == "dismissed"
+    clock["today"] = LATER
+    r = client.post(
+        f"/api/v1/registry/applications/{app_id}/actions",
+        headers=registrar,
+        json={"action": "close_notice"},
+    )
+    assert r.status_code == 200 and r.json()["state"] == "certified", r.text
+    assert [e["action"] for e in r.json()["events"]][-3:] == [
+        "lodge_objection",
+        "dismiss_objections",
+        "close_notice",
+    ]
+
+    # Public verification, without login; an unknown number is a 404 naming the rule.
+    anonymous = client.get("/api/v1/registry/verify/GX-DR-2026-000001")
+    assert anonymous.status_code == 200, anonymous.text
+    assert anonymous.json()["status"] == "active" and anonymous.json()["signature_valid"]
+    missing = client.get("/api/v1/registry/verify/GX-DR-2026-000777")
+    assert missing.status_code == 404 and "REG-CERT-NUMBER" in missing.text
+
+    # The CLI lists the certificate and writes a receipt verify-receipt accepts; a tampered one
+    # is rejected.
+    result = runner.invoke(cli, ["registry", "certificates", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert listed[0]["number"] == "GX-DR-2026-000001"
+    assert listed[0]["right_kind"] == "holding" and listed[0]["holder_id"] == enterprise.party_id
+    path = tmp_path / "receipt.json"
+    result = runner.invoke(cli, ["registry", "receipt", "GX-DR-2026-000001", "-o", str(path)])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(cli, ["verify-receipt", str(path)]).exit_code == 0
+    doc = json.loads(path.read_text())
+    doc["tree_size"] += 1
+    path.write_text(json.dumps(doc))
+    assert runner.invoke(cli, ["verify-receipt", str(path)]).exit_code == 1
+    result = runner.invoke(cli, ["registry", "receipt", "GX-DR-2026-000404"])
+    assert result.exit_code == 2

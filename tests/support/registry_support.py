@@ -1,0 +1,107 @@
+"""Registry test helpers: principals, a scanned data set version, assets and applications on a
+fixed clock (``TODAY`` is a working Monday of a year the holiday calendar covers)."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from typing import Any
+
+from datafactor import dataplane
+from datafactor.dataplane import DatasetDraft
+from datafactor.db import Database
+from datafactor.discovery import jobs
+from datafactor.discovery import services as discovery_services
+from datafactor.identity.models import Party, User
+from datafactor.identity.services import principal_for
+from datafactor.permissions import Principal
+from datafactor.registry import AssetKind, DataClass, RegistrationType
+from datafactor.registry import services as registry
+from datafactor.settings import Settings
+
+TODAY = date(2026, 3, 2)  # a Monday, not a holiday
+LATER = date(2026, 4, 20)  # after any notice that starts on TODAY
+
+POWER = (
+    "日期,站点,用电量千瓦时\n"
+    + "".join(f"2025-01-{1 + i % 28:02d},站{i % 7},{1000 + i}\n" for i in range(40))
+).encode()
+
+SCOPE: dict[str, Any] = {
+    "purposes": ["industry", "research"],
+    "fields": None,
+    "regions": ["450000"],
+    "delivery_modes": ["api", "sandbox"],
+}
+
+
+def principal(db: Database, actor: Any) -> Principal:
+    with db.read() as s:
+        user = s.get(User, actor.user_id)
+        party = s.get(Party, actor.party_id)
+        return principal_for(user, party, via="session")
+
+
+def scanned_version(db: Database, settings: Settings, who: Principal, data: bytes = POWER) -> str:
+    """A data set of ``who`` with one uploaded version whose sample scan has finished."""
+    store = dataplane.blob_store(settings)
+    with db.write() as s:
+        dataset_id = dataplane.create_dataset(
+            s, who, DatasetDraft(name="用电量", domain="energy")
+        ).id
+    blob = store.put_stream(io.BytesIO(data), max_bytes=10**7)
+    with db.write() as s:
+        version, _job = discovery_services.add_file_version(
+            s, who, dataset_id, blob=blob, filename="power.csv"
+        )
+        version_id = version.id
+    jobs.run_pending(db, settings, store)
+    return version_id
+
+
+def asset_draft(version_id: str | None, **kw: Any) -> registry.AssetDraft:
+    values: dict[str, Any] = {
+        "kind": AssetKind.RESOURCE,
+        "name": "南宁供电量数据",
+        "name_en": "Nanning power supply data",
+        "description": "各站点每日供电量",
+        "domain": "energy",
+        "source_statement": "本单位计量系统自行采集",
+        "collection_method": "计量系统自动采集",
+        "update_frequency": "daily",
+        "coverage": "2025-01 至 2025-12",
+        "region": "450100",
+        "volume": "40 行",
+        "field_schema": ({"name": "日期"}, {"name": "站点"}, {"name": "用电量千瓦时"}),
+        "version_id": version_id,
+        "data_class": DataClass.ENTERPRISE,
+    }
+    values.update(kw)
+    return registry.AssetDraft(**values)
+
+
+def new_asset(db: Database, who: Principal, version_id: str | None, **kw: Any) -> str:
+    with db.write() as s:
+        return registry.create_asset(s, who, asset_draft(version_id, **kw)).id
+
+
+def fingerprint(db: Database, asset_id: str) -> str:
+    from datafactor.registry.models import RegistryAsset
+
+    with db.read() as s:
+        asset = s.get(RegistryAsset, asset_id)
+        assert asset is not None and asset.fingerprint
+        return asset.fingerprint
+
+
+def initial(db: Database, asset_id: str, **kw: Any) -> registry.ApplicationDraft:
+    values: dict[str, Any] = {
+        "type": RegistrationType.INITIAL,
+        "asset_id": asset_id,
+        "scope": SCOPE,
+        "term_start": TODAY,
+        "term_end": None,
+        "fingerprint": fingerprint(db, asset_id),
+    }
+    values.update(kw)
+    return registry.ApplicationDraft(**values)
