@@ -614,3 +614,41 @@ def test_damaged_workbook_parts_are_refused_not_crashed(tmp_path: Path) -> None:
     with pytest.raises(UnreadableSource) as caught:
         open_table(path)
     assert caught.value.code == "not-xlsx"
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "named"),
+    [
+        # a hostile MySQL server could ask for any of our files with LOAD DATA LOCAL
+        (
+            "mysql+pymysql://u:s3cret@db.example/x?local_infile=1",
+            "url-setting-refused",
+            "local_infile",
+        ),
+        # no host: the server's own Unix socket, where local accounts need no password
+        ("postgresql+psycopg://u:s3cret@/x", "url-without-host", "host"),
+        (
+            "postgresql+psycopg://u:s3cret@db.example/x?host=/var/run/postgresql",
+            "url-setting-refused",
+            "host",
+        ),
+        (
+            "postgresql+psycopg://u:s3cret@db.example/x?passfile=/root/.pgpass",
+            "url-setting-refused",
+            "passfile",
+        ),
+        (
+            "postgresql+psycopg://u:s3cret@db.example/x?service=local",
+            "url-setting-refused",
+            "service",
+        ),
+    ],
+)
+def test_database_urls_cannot_reach_our_own_files_or_sockets(
+    url: str, code: str, named: str
+) -> None:
+    with pytest.raises(UnreadableSource) as refused:
+        sql_tables(url, connect_timeout=1)  # refused before any connection is attempted
+    assert refused.value.code == code
+    assert named in str(refused.value)
+    assert "s3cret" not in str(refused.value) and "s3cret" not in repr(refused.value.params)

@@ -317,6 +317,57 @@ def test_resumable_upload_in_chunks(db, store, enterprise, settings):
     assert dataplane.upload_offset(store, again) == len(PEOPLE)
 
 
+def test_a_declared_digest_does_not_hand_over_another_partys_file(
+    db, store, enterprise, other_enterprise, settings
+):
+    """Digests are visible to cross-party readers: knowing one must not yield the file."""
+    owner = principal(db, enterprise)
+    stored = new_dataset(db, owner)
+    digest = hashlib.sha256(PEOPLE).hexdigest()
+    with db.write() as s:
+        dataplane.add_file_version(
+            s,
+            owner,
+            stored,
+            blob=store.put_bytes(PEOPLE, max_bytes=settings.upload_max_bytes),
+            filename="people.csv",
+        )
+    rival = principal(db, other_enterprise)
+    own_dataset = new_dataset(db, rival, name="别人的")
+    with db.write() as s:
+        upload = dataplane.start_upload(
+            s,
+            rival,
+            store,
+            own_dataset,
+            filename="people.csv",
+            size=len(PEOPLE),
+            sha256=digest,
+            max_bytes=settings.upload_max_bytes,
+        )
+    assert dataplane.upload_offset(store, upload) == 0  # the bytes must be sent
+    with pytest.raises(Conflict):
+        dataplane.seal_upload(store, upload)  # nothing received: nothing to seal
+    with db.read() as s:
+        rival_versions = s.scalars(
+            select(DatasetVersion).where(DatasetVersion.dataset_id == own_dataset)
+        ).all()
+    assert rival_versions == []
+    # A wrong size is not an oracle either: the same answer as for any unknown file.
+    with db.write() as s:
+        odd = dataplane.start_upload(
+            s,
+            rival,
+            store,
+            own_dataset,
+            filename="people.csv",
+            size=len(PEOPLE) + 1,
+            sha256=digest,
+            max_bytes=settings.upload_max_bytes,
+        )
+    assert dataplane.upload_offset(store, odd) == 0
+
+
 def test_upload_declarations_are_checked(db, store, enterprise, other_enterprise, settings):
     who = principal(db, enterprise)
     dataset_id = new_dataset(db, who)

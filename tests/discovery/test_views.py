@@ -170,6 +170,14 @@ def test_upload_refusals_on_the_page(client, enterprise):
     )
     assert db_form.status_code in (422, 502)
     assert "t0ps3cret" not in db_form.text
+    # A body without a declared length would be spooled to disk whole before any check.
+    chunked = client.post(
+        f"/datasets/{dataset_id}/upload",
+        content=(part for part in (b"--x\r\n", b"a" * 1000)),
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert chunked.status_code == 411
+    assert 'data-testid="error"' in chunked.text
 
 
 def test_script_upload_routes(client, enterprise):

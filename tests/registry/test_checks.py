@@ -349,14 +349,15 @@ def test_a_product_on_data_you_hold_no_right_on_is_refused() -> None:
     assert formal_checks(facts, book=book, on=ON).allowed
 
 
-def test_pledge_release_is_for_the_holder_or_the_pledgee() -> None:
+def test_only_the_pledgee_releases_a_pledge() -> None:
+    """A holder releasing its own pledge would free the right without the pledgee's consent."""
     book = a_book()
     book = pledge(book, "H1", holder_id="alice", pledgee_id="bank", on=ON).apply(book)
     release = licence(registration_type=RegistrationType.PLEDGE_RELEASE, counterparty_id=None)
-    assert formal_checks(release, book=book, on=ON).allowed
     assert formal_checks(
         dataclasses.replace(release, applicant_id="bank"), book=book, on=ON
     ).allowed
+    assert not formal_checks(release, book=book, on=ON).allowed  # alice, the holder
     decision = formal_checks(dataclasses.replace(release, applicant_id="mallory"), book=book, on=ON)
     assert decision.refusing_rules == ("REG-HOLDER",)
 

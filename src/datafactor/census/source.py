@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from datafactor.census.domain import TableKind
-from datafactor.dataplane import SourceUnavailable, SqlTable, redact_url
+from datafactor.dataplane import SourceUnavailable, SqlTable, check_source_url, redact_url
 from datafactor.errors import N_, InvalidInput, NotFound
 
 log = logging.getLogger("datafactor.census")
@@ -94,6 +94,7 @@ def check_url(url: str, *, allow_sqlite: bool) -> str:
         raise InvalidInput(
             MSG_DRIVER, field="url", code="database-driver-missing", backend=backend
         ) from None
+    check_source_url(url)  # no local sockets, no driver settings that reach our files
     return backend
 
 

@@ -43,7 +43,14 @@ from datafactor.dataplane.domain import (
 )
 from datafactor.dataplane.errors import BlobNotFound, BlobTooLarge, UploadConflict
 from datafactor.dataplane.models import Dataset, DatasetUpload, DatasetVersion
-from datafactor.dataplane.readers import SqlTable, Table, detect_format, open_table, redact_url
+from datafactor.dataplane.readers import (
+    SqlTable,
+    Table,
+    check_source_url,
+    detect_format,
+    open_table,
+    redact_url,
+)
 from datafactor.dataplane.storage import Blob, BlobStore, validate_digest
 from datafactor.db import utcnow
 from datafactor.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
@@ -397,6 +404,7 @@ def check_database_source(
             code="bad-database-url",
         ) from None
     check_database_scheme(backend, allow_files=allow_files)
+    check_source_url(url.strip())  # no local sockets, no driver settings that reach our files
     try:
         make_url(url.strip()).get_dialect().import_dbapi()
     except (ImportError, NoSuchModuleError):
@@ -536,6 +544,17 @@ def open_version(store: BlobStore, source: VersionSource, *, connect_timeout: in
 # -------------------------------------------------------------------------------------- uploads
 
 
+def _party_holds(session: Session, party_id: str, digest: str) -> bool:
+    """Whether one of the party's own versions already has these bytes."""
+    found = session.scalar(
+        select(DatasetVersion.id)
+        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+        .where(Dataset.party_id == party_id, DatasetVersion.blob_sha256 == digest)
+        .limit(1)
+    )
+    return found is not None
+
+
 def start_upload(
     session: Session,
     principal: Principal,
@@ -549,8 +568,11 @@ def start_upload(
 ) -> DatasetUpload:
     """Begin a resumable upload of a file whose size and SHA-256 the client declares.
 
-    When the store already holds those bytes there is nothing to send: the upload starts complete
-    (its offset is its size) and finishing it only adds the version.
+    When the party already has a version with those bytes there is nothing to send: the upload
+    starts complete (its offset is its size) and finishing it only adds the version. Bytes the
+    store holds for *another* party must be sent and checked like any other: a declared digest
+    proves nothing (digests are visible to cross-party readers), and answering differently would
+    tell anyone whether some file exists.
     """
     dataset = _own_dataset(session, principal, dataset_id)
     name = check_filename(filename)
@@ -561,7 +583,7 @@ def start_upload(
         raise BlobTooLarge(
             N_("The upload is larger than the limit of {max_bytes} bytes."), max_bytes=max_bytes
         )
-    if store.exists(digest):
+    if _party_holds(session, dataset.party_id, digest) and store.exists(digest):
         if store.size(digest) != size:
             raise InvalidInput(
                 N_("The declared size does not match the file with this SHA-256."), field="size"

@@ -53,7 +53,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -1018,21 +1018,74 @@ def _database_errors(url: str) -> Iterator[None]:
         ) from None
 
 
-def _sql_engine(url: str, connect_timeout: int) -> Any:
-    from sqlalchemy import create_engine
+# URL query settings a source database URL may carry. Everything else is refused: the settings go
+# straight to the driver, and some reach the server's own files or network — MySQL's
+# ``local_infile`` lets a hostile server read any file of ours, libpq's ``host=/path``, ``service``,
+# ``passfile`` or ``sslkey`` point at local sockets and files.
+_URL_SETTINGS: Final = {
+    "postgresql": frozenset({"sslmode", "application_name", "connect_timeout", "options"}),
+    "mysql": frozenset({"charset", "ssl_mode", "connect_timeout"}),
+    "mariadb": frozenset({"charset", "ssl_mode", "connect_timeout"}),
+}
+
+
+def check_source_url(url: str) -> None:
+    """Refuse a database URL whose settings would reach beyond the database it names.
+
+    A network database must name its host (no host means the server's own Unix socket, where
+    local accounts log in without a password) and may carry only the settings in
+    ``_URL_SETTINGS``. SQLite URLs are checked by the callers that allow them at all.
+    """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
-    from sqlalchemy.pool import NullPool
 
     try:
-        backend = make_url(url).get_backend_name()
-    except ArgumentError:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
         raise UnreadableSource(
             N_("This is not a database URL: {url}"), code="bad-url", url=redact_url(url)
         ) from None
+    backend = parsed.get_backend_name()
+    allowed = _URL_SETTINGS.get(backend)
+    if allowed is None:
+        return
+    if not parsed.host or parsed.host.startswith("/"):
+        raise UnreadableSource(
+            N_(
+                "The database URL {url} must name the database server's host, e.g. "
+                "postgresql+psycopg://user:password@db.example.gov.cn/dbname; local sockets "
+                "are not allowed."
+            ),
+            code="url-without-host",
+            url=redact_url(url),
+        )
+    refused = sorted(set(parsed.query) - allowed)
+    if refused:
+        raise UnreadableSource(
+            N_(
+                "The database URL {url} carries settings that are not allowed: {settings}. "
+                "Remove them; allowed are: {allowed}."
+            ),
+            code="url-setting-refused",
+            url=redact_url(url),
+            settings=", ".join(refused),
+            allowed=", ".join(sorted(allowed)),
+        )
+
+
+def _sql_engine(url: str, connect_timeout: int) -> Any:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    check_source_url(url)
+    backend = make_url(url).get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend in {"postgresql", "mysql", "mariadb"}:
         connect_args["connect_timeout"] = connect_timeout
+    if backend in {"mysql", "mariadb"}:
+        # connect_args override the URL's settings: never let a server ask for our files.
+        connect_args["local_infile"] = False
     with _database_errors(url):
         # NullPool: a table read is a long, occasional job; no connection should outlive it.
         return create_engine(url, poolclass=NullPool, connect_args=connect_args)

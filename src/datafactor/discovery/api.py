@@ -55,7 +55,7 @@ from datafactor.discovery.schemas import (
 )
 from datafactor.discovery.tokens import trustee_keys
 from datafactor.discovery.workflow import Review, ReviewDecision, ScanStatus
-from datafactor.errors import N_, BadRequest, Conflict, InvalidInput, NotFound
+from datafactor.errors import N_, BadRequest, Conflict, DomainError, InvalidInput, NotFound
 from datafactor.permissions import Principal
 from datafactor.settings import Settings
 from datafactor.web.deps import ApiPrincipal, DbDep, PagingDep, SettingsDep
@@ -99,9 +99,27 @@ StoreDep = Annotated[dataplane.BlobStore, Depends(get_store)]
 # ------------------------------------------------------------------ flows shared with the views
 
 
-def too_large(settings: Settings, declared: str | None, limit: int | None = None) -> None:
-    """Refuse a body whose declared length is over the limit before reading any of it."""
+class LengthRequired(DomainError):
+    """A form upload without a declared length (its parser would spool it all before checks)."""
+
+    status = 411
+    code = "length-required"
+    title = N_("The upload's length is missing")
+
+
+def too_large(
+    settings: Settings, declared: str | None, limit: int | None = None, *, required: bool = False
+) -> None:
+    """Refuse a body whose declared length is over the limit before reading any of it.
+
+    ``required``: a body without a declared length is refused too (multipart forms, which the
+    parser writes to disk whole before the route sees them).
+    """
     limit = settings.upload_max_bytes if limit is None else limit
+    if required and (declared is None or not declared.isdigit()):
+        raise LengthRequired(
+            N_("Send the upload with its length (Content-Length); use the upload page's button.")
+        )
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise dataplane.BlobTooLarge(
             N_("The upload is larger than the limit of {max_bytes} bytes."), max_bytes=limit

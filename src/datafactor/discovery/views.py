@@ -274,7 +274,10 @@ async def dataset_upload_form(
     try:
         # The form's own fields add a little to the file; allow for them in the early refusal.
         too_large(
-            settings, request.headers.get("content-length"), settings.upload_max_bytes + 65536
+            settings,
+            request.headers.get("content-length"),
+            settings.upload_max_bytes + 65536,
+            required=True,
         )
         async with request.form(max_files=1, max_fields=4) as form:
             token = form.get("csrf_token")

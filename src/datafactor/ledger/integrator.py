@@ -95,6 +95,9 @@ class Integrator:
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._wake = threading.Event()
+        # Held while checking ``_running`` and queueing, and while ``stop`` clears it: an entry
+        # is either queued before the stop (then written or refused by the final drain) or refused.
+        self._gate = threading.Lock()
         self._thread: threading.Thread | None = None
         self._running = False
         self._undo_hook: Any = None
@@ -117,9 +120,10 @@ class Integrator:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write what is queued, sign a last checkpoint, and end the thread."""
-        if not self._running:
-            return
-        self._running = False
+        with self._gate:
+            if not self._running:
+                return
+            self._running = False
         if self._undo_hook is not None:
             self._undo_hook()
             self._undo_hook = None
@@ -189,9 +193,11 @@ class Integrator:
         return future
 
     def _put(self, entry: bytes, future: Future[Any] | asyncio.Future[Any], proof: bool) -> None:
-        if not self._running:
-            raise IntegratorStopped("the ledger integrator is not running")
-        self._queue.put((services._check_entry(entry), future, proof))
+        checked = services._check_entry(entry)
+        with self._gate:
+            if not self._running:
+                raise IntegratorStopped("the ledger integrator is not running")
+            self._queue.put((checked, future, proof))
 
     def append(self, entry: bytes, timeout: float | None = 60.0) -> int:
         """Append ``entry`` and return its index once it is durable."""

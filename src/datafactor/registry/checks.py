@@ -680,7 +680,9 @@ def _dry_run(
                 field="right",
                 right=right.id,
             )
-        return release_pledge(book, right_id, by=facts.applicant_id, authority=True, rules=rules)
+        return release_pledge(
+            book, right_id, by=facts.applicant_id, rules=rules
+        )  # the pledgee's act
     if t is RegistrationType.CANCELLATION:
         return cancel(book, right_id, by=facts.applicant_id, rules=rules)
     raise AssertionError(f"no dry run for {t}")  # pragma: no cover - every type is handled

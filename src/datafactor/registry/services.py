@@ -960,6 +960,7 @@ def lodge(
 
 def get_objection(session: Session, principal: Principal, objection_id: str) -> RegistryObjection:
     """An objection: its objector, the applicant and registrars see it (and its decision)."""
+    _require(principal, P.REGISTRY_APPLICATION_READ, P.REGISTRY_APPLICATION_READ_ALL)
     objection = session.get(RegistryObjection, objection_id)
     if objection is None:
         raise NotFound(MSG_NO_OBJECTION)
@@ -1149,11 +1150,14 @@ def _rights_operation(
             holder_id=facts.applicant_id,
             pledgee_id=facts.counterparty_id,
             on=on,
+            registration_id=row.id,
             rules=rules,
         )
         return change
     if t is RegistrationType.PLEDGE_RELEASE:
-        return release_pledge(book, right_id, by=facts.applicant_id, authority=True, rules=rules)
+        return release_pledge(
+            book, right_id, by=facts.applicant_id, rules=rules
+        )  # the pledgee's act
     if t is RegistrationType.CANCELLATION:
         return cancel(book, right_id, by=facts.applicant_id, rules=rules)
     if t is RegistrationType.REVOCATION:
@@ -1194,6 +1198,12 @@ def _certify(
 ) -> RegistryCertificate | None:
     """Apply the registration's rights change and, for a type with a certificate, issue it:
     numbered, signed and appended to the ledger in the caller's transaction."""
+    # The rights book is read, checked and written back: two certifications on one asset (a
+    # double transfer, a transfer racing a pledge) must not interleave on PostgreSQL, so the
+    # asset row is locked first (SQLite writers are already serialised by BEGIN IMMEDIATE).
+    session.execute(
+        select(RegistryAsset.id).where(RegistryAsset.id == row.asset_id).with_for_update()
+    )
     book, lineage = _load_book(session, [row.asset_id])
     facts = _application_facts(session, row, lineage)
     change = _rights_operation(row, facts, book, on, rules)

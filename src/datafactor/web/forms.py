@@ -52,8 +52,11 @@ def error_text(exc: DomainError) -> dict[str, str | None]:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """The posted form as plain strings (multi-valued fields joined by newlines), bounded in size."""
-    form = await request.form()
+    """The posted form as plain strings (multi-valued fields joined by newlines), bounded in size.
+
+    No file parts: Starlette would spool an uploaded file to disk before any check of ours.
+    """
+    form = await request.form(max_files=0)
     out: dict[str, str] = {}
     for key in form:
         values = [v for v in form.getlist(key) if isinstance(v, str)]
