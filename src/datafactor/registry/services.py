@@ -1220,6 +1220,22 @@ def _certify(
         right.holder_id,
         [change.rule],
     )
+    # Every other right the change touched gets its own event, under its holder's party: the old
+    # holder of a transferred right, the holders of rights a cancellation suspended.
+    for other in (*change.created, *change.updated):
+        if other.id == right.id:
+            continue
+        _audit(
+            session,
+            principal,
+            change.event.value,
+            "registry_right",
+            other.id,
+            f"{change.event.value} by registration {row.id}: right {other.id} is now "
+            f"{other.status.value}",
+            other.holder_id,
+            [change.rule],
+        )
     registration_type = RegistrationType(row.type)
     if not rules.type_rules(registration_type).certificate:
         return None
