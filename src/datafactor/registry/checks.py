@@ -58,6 +58,7 @@ from datafactor.registry.rights import (
     pledge,
     release_pledge,
     require_holding,
+    revoke,
     transfer,
 )
 from datafactor.registry.rulebook import ApplicantRule, RegistryRules, RuleRef, load_registry_rules
@@ -566,7 +567,7 @@ def _check_title(
             add("objection_grounds", Effect.REFUSE, exc.message, **exc.params)
         return
     try:
-        _dry_run(facts, book, on, rules)
+        rights_operation(facts, book, on, rules)
     except _Missing as missing:
         add("holder", Effect.RETURN, missing.message)
     except RegistryError as exc:
@@ -590,10 +591,21 @@ def _key_of(rule_id: str, rules: RegistryRules) -> str:
     return next(key for key, ref in rules.refs.items() if ref.id == rule_id)
 
 
-def _dry_run(
-    facts: ApplicationFacts, book: RightsBook, on: date, rules: RegistryRules
+def rights_operation(
+    facts: ApplicationFacts,
+    book: RightsBook,
+    on: date,
+    rules: RegistryRules,
+    *,
+    new_right_id: str = DRY_RUN_ID,
+    registration_id: str | None = None,
 ) -> RightsChange:
-    """The rights operation the registration performs at certification, on ``book``."""
+    """The rights operation the registration performs at certification, on ``book``.
+
+    The formal review dry-runs it (with ``DRY_RUN_ID`` for a new right) and certification runs
+    it for real, so the two cannot disagree. ``new_right_id`` names the right it creates.
+    """
+    new = new_right_id
     t = facts.registration_type
     scope, term = facts.requested_scope, facts.requested_term
     if t is RegistrationType.INITIAL:
@@ -602,7 +614,7 @@ def _dry_run(
         if facts.asset_kind in TRADABLE_KINDS:
             return derive_product_operation(
                 book,
-                right_id=DRY_RUN_ID,
+                right_id=new,
                 holder_id=facts.applicant_id,
                 product_id=facts.asset_id,
                 lineage=facts.lineage,
@@ -613,7 +625,7 @@ def _dry_run(
             )
         return grant_holding(
             book,
-            right_id=DRY_RUN_ID,
+            right_id=new,
             holder_id=facts.applicant_id,
             asset_id=facts.asset_id,
             scope=scope,
@@ -631,7 +643,7 @@ def _dry_run(
         return license(
             book,
             right_id,
-            right_id=DRY_RUN_ID,
+            right_id=new,
             licensor_id=facts.applicant_id,
             licensee_id=facts.counterparty_id,
             scope=scope,
@@ -645,7 +657,7 @@ def _dry_run(
         return transfer(
             book,
             right_id,
-            new_right_id=DRY_RUN_ID,
+            new_right_id=new,
             from_party=facts.applicant_id,
             to_party=facts.counterparty_id,
             on=on,
@@ -668,6 +680,7 @@ def _dry_run(
             holder_id=facts.applicant_id,
             pledgee_id=facts.counterparty_id,
             on=on,
+            registration_id=registration_id,
             rules=rules,
         )
     if t is RegistrationType.PLEDGE_RELEASE:
@@ -685,4 +698,6 @@ def _dry_run(
         )  # the pledgee's act
     if t is RegistrationType.CANCELLATION:
         return cancel(book, right_id, by=facts.applicant_id, rules=rules)
+    if t is RegistrationType.REVOCATION:
+        return revoke(book, right_id, rules=rules)
     raise AssertionError(f"no dry run for {t}")  # pragma: no cover - every type is handled

@@ -48,6 +48,7 @@ from datafactor.registry.checks import (
     check_grounds,
     formal_checks,
     render_message,
+    rights_operation,
 )
 from datafactor.registry.errors import (
     ActorNotAllowed,
@@ -295,6 +296,7 @@ __all__ = [
     "require_holding",
     "revoke",
     "right_from_dict",
+    "rights_operation",
     "shanghai_date",
     "submit",
     "suspend",

@@ -38,7 +38,6 @@ from datafactor.permissions import Permission, Principal
 from datafactor.registry.domain import (
     CERTIFICATE_EVENT_KIND,
     FINAL_STATES,
-    TRADABLE_KINDS,
     Action,
     ActorRole,
     ApplicationFacts,
@@ -61,8 +60,6 @@ from datafactor.registry.domain import (
     Track,
     WorkingCalendar,
     advance,
-    amend,
-    cancel,
     certificate_bytes,
     certificate_payload,
     certificate_status,
@@ -70,21 +67,14 @@ from datafactor.registry.domain import (
     chain_of_title,
     decide_objection,
     default_calendar,
-    derive_product_operation,
     formal_checks,
     format_certificate_number,
-    grant_holding,
-    license,
     load_registry_rules,
     lodge_objection,
     overdue,
     parse_certificate_number,
-    pledge,
-    release_pledge,
-    require_holding,
-    revoke,
+    rights_operation,
     submit,
-    transfer,
 )
 from datafactor.registry.errors import NotRightHolder, RegistryError
 from datafactor.registry.models import (
@@ -1073,98 +1063,6 @@ def _domain_objection(row: RegistryObjection) -> Any:
 # ------------------------------------------------------------------------------- certification
 
 
-def _rights_operation(
-    row: RegistryApplication,
-    facts: ApplicationFacts,
-    book: RightsBook,
-    on: date,
-    rules: RegistryRules,
-) -> RightsChange:
-    """The rights operation a certified registration performs (the formal review dry-ran it)."""
-    t = facts.registration_type
-    scope, term = facts.requested_scope, facts.requested_term
-    new = new_id()
-    if t is RegistrationType.INITIAL:
-        assert scope is not None
-        assert term is not None
-        if facts.asset_kind in TRADABLE_KINDS:
-            return derive_product_operation(
-                book,
-                right_id=new,
-                holder_id=facts.applicant_id,
-                product_id=facts.asset_id,
-                lineage=facts.lineage,
-                scope=scope,
-                term=term,
-                on=on,
-                rules=rules,
-            )
-        return grant_holding(
-            book,
-            right_id=new,
-            holder_id=facts.applicant_id,
-            asset_id=facts.asset_id,
-            scope=scope,
-            term=term,
-            on=on,
-            rules=rules,
-        )
-    right_id = facts.right_id or ""
-    if t is RegistrationType.LICENCE:
-        assert scope is not None
-        assert term is not None
-        assert facts.counterparty_id
-        return license(
-            book,
-            right_id,
-            right_id=new,
-            licensor_id=facts.applicant_id,
-            licensee_id=facts.counterparty_id,
-            scope=scope,
-            term=term,
-            on=on,
-            rules=rules,
-        )
-    if t is RegistrationType.TRANSFER:
-        assert facts.counterparty_id
-        return transfer(
-            book,
-            right_id,
-            new_right_id=new,
-            from_party=facts.applicant_id,
-            to_party=facts.counterparty_id,
-            on=on,
-            rules=rules,
-        )
-    if t in (RegistrationType.CHANGE, RegistrationType.CORRECTION, RegistrationType.RENEWAL):
-        if scope is None and term is None:
-            return require_holding(book, right_id, party_id=facts.applicant_id, on=on, rules=rules)
-        return amend(
-            book, right_id, by=facts.applicant_id, on=on, scope=scope, term=term, rules=rules
-        )
-    if t is RegistrationType.PLEDGE:
-        assert facts.counterparty_id
-        change = pledge(
-            book,
-            right_id,
-            holder_id=facts.applicant_id,
-            pledgee_id=facts.counterparty_id,
-            on=on,
-            registration_id=row.id,
-            rules=rules,
-        )
-        return change
-    if t is RegistrationType.PLEDGE_RELEASE:
-        return release_pledge(
-            book, right_id, by=facts.applicant_id, rules=rules
-        )  # the pledgee's act
-    if t is RegistrationType.CANCELLATION:
-        return cancel(book, right_id, by=facts.applicant_id, rules=rules)
-    if t is RegistrationType.REVOCATION:
-        return revoke(book, right_id, rules=rules)
-    raise InvalidInput(N_("This registration type changes no right."), field="type")
-
-
 def _next_number(session: Session, year: int, rules: RegistryRules) -> tuple[str, int]:
     """The next certificate number of ``year``, from the row-locked per-year counter."""
     stmt = (
@@ -1206,7 +1104,7 @@ def _certify(
     )
     book, lineage = _load_book(session, [row.asset_id])
     facts = _application_facts(session, row, lineage)
-    change = _rights_operation(row, facts, book, on, rules)
+    change = rights_operation(facts, book, on, rules, new_right_id=new_id(), registration_id=row.id)
     _persist_change(session, change, row.id)
     right = change.right
     row.result_right_id = right.id
