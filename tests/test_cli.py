@@ -16,8 +16,9 @@ from datafactor.settings import get_settings
 
 
 @pytest.fixture
-def run(db_url, monkeypatch):
+def run(db_url, monkeypatch, tmp_path):
     monkeypatch.setenv("DATAFACTOR_DATABASE_URL", db_url)
+    monkeypatch.setenv("DATAFACTOR_VAR_DIR", str(tmp_path / "var"))  # demo blobs, registry key
     get_settings.cache_clear()
     runner = CliRunner()
 

@@ -36,9 +36,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from datafactor.discovery import views as discovery_views
     from datafactor.identity import api as identity_api
     from datafactor.identity import views as identity_views
+    from datafactor.inbox import api as inbox_api
+    from datafactor.inbox import views as inbox_views
     from datafactor.ledger import api as ledger_api
     from datafactor.ledger import views as ledger_views
     from datafactor.registry import api as registry_api
+    from datafactor.registry import views as registry_views
+    from datafactor.registry import views_admin as registry_views_admin
+    from datafactor.registry import views_review as registry_review
 
     settings = settings or get_settings()
 
@@ -74,6 +79,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     api.include_router(discovery_api.router)
     api.include_router(census_api.router)
     api.include_router(registry_api.router)
+    api.include_router(inbox_api.router)
     app.include_router(api)
     # Console pages refuse unknown query parameters too (a typo must not silently drop a filter).
     strict = [Depends(reject_unknown_query)]
@@ -83,6 +89,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(ledger_views.router, dependencies=strict)
     app.include_router(discovery_views.router, dependencies=strict)
     app.include_router(census_views.router, dependencies=strict)
+    app.include_router(inbox_views.router, dependencies=strict)
+    app.include_router(registry_views_admin.router, dependencies=strict)
+    app.include_router(registry_views.router, dependencies=strict)
+    app.include_router(registry_review.router, dependencies=strict)
+    # The public verification pages (/verify): no login, like the ledger explorer.
+    app.include_router(registry_review.public_router, dependencies=strict)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -110,12 +110,15 @@ def demo_load(
 
     try:
         with _db() as db:
-            report = load_demo(db, password or DEFAULT_PASSWORD)
+            report = load_demo(db, password or DEFAULT_PASSWORD, settings=get_settings())
     except DomainError as exc:
         raise _fail(exc) from exc
     console.print(
         f"demo province: {report.parties_created} parties and {report.users_created} users "
-        f"created, {report.passwords_changed} passwords changed"
+        f"created, {report.passwords_changed} passwords changed; registry pilots: "
+        f"{report.datasets_created} data sets, {report.assets_created} assets, "
+        f"{report.applications_submitted} applications, {report.steps_taken} registrar steps, "
+        f"{report.objections_lodged} objections"
         + ("" if report.changed else " (nothing to change)")
     )
 
@@ -133,7 +136,7 @@ def demo_users_cmd(
         return
     table = Table(title=f"Demo logins (default password: {DEFAULT_PASSWORD})")
     # Fold rather than truncate: a login list with "regulator.finance.a…" is no use.
-    for column in ("username", "party", "kind", "roles"):
+    for column in ("username", "party", "kind", "roles", "duty"):
         table.add_column(column, overflow="fold")
     for user in users:
         table.add_row(
@@ -141,6 +144,7 @@ def demo_users_cmd(
             str(user["party"]),
             str(user["party_kind"]),
             ", ".join(str(role) for role in user["roles"]),  # type: ignore[attr-defined]
+            str(user["duty"]),
         )
     console.print(table)
 

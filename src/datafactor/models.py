@@ -9,5 +9,6 @@ def load_all_models() -> None:
     import datafactor.dataplane.models
     import datafactor.discovery.models
     import datafactor.identity.models
+    import datafactor.inbox.models
     import datafactor.ledger.models
     import datafactor.registry.models  # noqa: F401

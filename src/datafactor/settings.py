@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     )
     var_dir: Path = Field(Path("var"), description="Folder for local state (SQLite file, keys).")
     default_locale: str = Field("zh_CN", description="UI language when the user has not chosen.")
+    public_base_url: str = Field(
+        "",
+        pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$",
+        description="The public address of the site (e.g. https://dr.example.cn), used in links "
+        "that leave the site, such as the QR code on a certificate PDF. Empty: the address the "
+        "request came in on.",
+    )
     session_hours: int = Field(8, ge=1, le=720, description="Web session lifetime in hours.")
     login_slowdown_after: int = Field(
         3, ge=1, description="Wrong passwords in a row after which each answer is delayed."
@@ -139,6 +146,13 @@ class Settings(BaseSettings):
         24 * 60,
         ge=1,
         description="A census running longer than this is stopped and fails (it can be resumed).",
+    )
+    census_count_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=24 * 3600,
+        description="Longest a census waits for one table's row count (COUNT(*)); a huge or "
+        "locked table is then recorded as 'count timed out' and the census goes on.",
     )
     detokenise_max_tokens: int = Field(
         1000,

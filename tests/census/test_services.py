@@ -369,6 +369,71 @@ def test_a_table_that_cannot_be_read_is_recorded_and_the_census_goes_on(
     assert (totals.tables, totals.tables_read, totals.tables_failed) == (2, 1, 1)
 
 
+ENDLESS_VIEW = (
+    "CREATE VIEW endless AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+    "SELECT i FROM n"
+)
+
+
+def test_a_count_that_runs_past_its_timeout_is_recorded_and_the_census_goes_on(
+    db, settings, department, tmp_path
+):
+    """A table whose COUNT(*) never ends (here a view without end) does not hang the census: the
+    count is stopped at DATAFACTOR_CENSUS_COUNT_TIMEOUT_SECONDS and the table says so."""
+    path = tmp_path / "dept.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE people (name TEXT, mobile TEXT)")
+        conn.execute("INSERT INTO people VALUES ('张三', '13800138000')")
+        conn.execute(ENDLESS_VIEW)
+    quick = settings.model_copy(update={"census_count_timeout_seconds": 0.2})
+    who = principal(db, department)
+    run_id = start(db, quick, who, f"sqlite:///{path}")
+    jobs.run_pending(db, quick)
+    run = get(db, run_id)
+    assert (run.status, run.tables_done, run.tables_failed) == ("succeeded", 1, 1)
+    endless = {e.table_name: e for e in entries(db, run_id)}["endless"]
+    assert (endless.status, endless.error_code, endless.row_count) == (
+        TableStatus.FAILED,
+        "count-timeout",
+        None,
+    )
+    assert endless.error_params == {"table": "main.endless", "seconds": "0.2"}
+    assert [c["name"] for c in endless.columns] == ["i"]  # what was learnt before is kept
+
+
+@pytest.mark.postgresql
+def test_a_locked_postgresql_table_is_recorded_as_count_timed_out(
+    db, settings, department, pg_server
+):
+    import os
+
+    from sqlalchemy import create_engine, text
+
+    name = f"dept_{os.getpid()}_{next(_pg_names)}"
+    pg_server.execute(f"CREATE DATABASE {name}")
+    url = pg_server.url(name)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE people (name TEXT, mobile TEXT)"))
+        conn.execute(text("CREATE TABLE ledger (amount INTEGER)"))
+        conn.execute(text("INSERT INTO people VALUES ('张三', '13800138000')"))
+    quick = settings.model_copy(update={"census_count_timeout_seconds": 0.5})
+    who = principal(db, department)
+    run_id = start(db, quick, who, url)
+    holder = engine.connect()
+    try:  # another session holds the table: a COUNT(*) would wait for it for ever
+        holder.execute(text("LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE"))
+        jobs.run_pending(db, quick)
+    finally:
+        holder.rollback()
+        holder.close()
+        engine.dispose()
+    run = get(db, run_id)
+    assert (run.status, run.tables_done, run.tables_failed) == ("succeeded", 1, 1)
+    ledger = {e.table_name: e for e in entries(db, run_id)}["ledger"]
+    assert (ledger.status, ledger.error_code) == (TableStatus.FAILED, "count-timeout")
+
+
 def test_stopped_runs(db, settings, department, department_url):
     """What each of the runner's stop reasons does to the run."""
     who = principal(db, department)

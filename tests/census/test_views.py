@@ -71,7 +71,7 @@ def test_a_department_starts_watches_and_downloads_its_census(client, department
     assert partial.headers.get("HX-Refresh") == "true"
     assert 'data-status="succeeded"' in partial.text
     done = client.get(run_url)
-    assert 'value="100"' in done.text and "hx-get" not in done.text
+    assert 'value="100"' in done.text and 'hx-get="/census/' not in done.text
     assert 'data-testid="inventory-main.residents"' in done.text
     assert 'data-testid="table-sensitive"' in done.text
     assert "cn_resident_id, cn_mobile" in done.text

@@ -21,11 +21,14 @@ from openpyxl.chart import BarChart, Reference
 from sqlalchemy import create_engine, text
 
 from datafactor.dataplane import (
+    CountTimedOut,
     CsvTable,
     ExcelTable,
     JsonLinesTable,
     ParquetTable,
     SourceUnavailable,
+    SqlColumn,
+    SqlDatabase,
     SqlTable,
     UnreadableSource,
     detect_encoding,
@@ -652,3 +655,40 @@ def test_database_urls_cannot_reach_our_own_files_or_sockets(
     assert refused.value.code == code
     assert named in str(refused.value)
     assert "s3cret" not in str(refused.value) and "s3cret" not in repr(refused.value.params)
+
+
+# ------------------------------------------------------------------ a live database's catalogue
+
+
+def test_sql_database_lists_schemas_tables_views_columns_and_counts(tmp_path: Path) -> None:
+    path = tmp_path / "catalogue.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE people (name TEXT NOT NULL, mobile VARCHAR(11))"))
+        conn.execute(text("INSERT INTO people VALUES ('张三', '13800138000'), ('李四', NULL)"))
+        conn.execute(text("CREATE VIEW names AS SELECT name FROM people"))
+        conn.execute(
+            text(
+                "CREATE VIEW endless AS WITH RECURSIVE n(i) AS "
+                "(SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n"
+            )
+        )
+    engine.dispose()
+    with SqlDatabase(f"sqlite:///{path}") as database:
+        assert database.data_schemas() == ["main"]
+        assert database.relations("main") == (["people"], ["endless", "names"])
+        assert database.columns("main", "people") == [
+            SqlColumn("name", "TEXT", False),
+            SqlColumn("mobile", "VARCHAR(11)", True),
+        ]
+        assert database.count_rows("main", "people", timeout=5) == 2
+        assert database.count_rows("main", "names") == 2
+        # A count that would never end is stopped at its timeout, saying which table.
+        with pytest.raises(CountTimedOut) as stopped:
+            database.count_rows("main", "endless", timeout=0.1)
+        assert stopped.value.params == {"table": "main.endless", "seconds": "0.1"}
+        # The connection is usable again afterwards (the handler was removed).
+        assert database.count_rows("main", "people") == 2
+        with pytest.raises(NotFound):
+            database.columns("main", "nowhere")
+        assert database.reachable()

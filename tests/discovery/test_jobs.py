@@ -241,6 +241,34 @@ def test_a_stale_heartbeat_requeues_the_job_for_another_runner(db, store, owner,
     ]
 
 
+@pytest.mark.parametrize("how", ["stale heartbeat", "shutdown"])
+def test_a_requeued_job_gets_its_whole_queue_timeout_again(db, store, owner, settings, how):
+    """A job requested longer ago than the queue timeout that goes back to the queue (its runner
+    died, or shut down) is not expired at once: its wait counts from when it went back."""
+    job_id = queue_scan(db, store, owner)
+    limits = jobs.timeouts(settings)
+    with db.write() as s:
+        row = s.get(ScanJob, job_id)
+        row.requested_at = row.queued_at = utcnow() - limits.queue_timeout * 2
+    with db.write() as s:
+        services.claim_next(s, "runner-a")
+    back_at = utcnow() + limits.heartbeat_stale + timedelta(seconds=1)
+    with db.write() as s:
+        if how == "shutdown":
+            back_at = utcnow()
+            assert services.release_job(s, job_id, "runner-a")
+        else:
+            assert services.sweep(s, limits, now=back_at) == 1
+    with db.write() as s:
+        assert services.sweep(s, limits, now=back_at + timedelta(minutes=1)) == 0
+    assert job_row(db, job_id).status == ScanStatus.QUEUED
+    # Left waiting a whole queue timeout after it went back, it does expire.
+    with db.write() as s:
+        assert services.sweep(s, limits, now=back_at + limits.queue_timeout * 1.01) == 1
+    job = job_row(db, job_id)
+    assert (job.status, job.error_code) == (ScanStatus.FAILED, "expire")
+
+
 def test_runners_that_keep_vanishing_make_the_job_fail(db, store, owner, settings):
     job_id = queue_scan(db, store, owner)
     limits = jobs.timeouts(settings)  # two attempts

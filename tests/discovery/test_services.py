@@ -914,6 +914,95 @@ def test_tokenise_for_a_custodian_then_only_the_custodian_reverses(
         assert [r.count for r in s.scalars(select(Detokenisation))] == [5]
 
 
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
+def test_concurrent_reversals_of_one_trustee_pass_the_hourly_limit_exactly(
+    db, store, settings, enterprise
+):
+    """Two reversals of the same trustee at the same moment: only as many values as the hourly
+    limit allows are reversed (the second waits for the first and then counts it)."""
+    import contextlib
+    import threading
+
+    from datafactor.discovery import TrusteeKeys, trustee_keys
+
+    custodian = make_custodian(db)
+    who = principal(db, enterprise)
+    _dataset_id, version_id = scanned_version(db, store, settings, who)
+    job = deidentify(
+        db,
+        store,
+        settings,
+        who,
+        version_id,
+        profile="share-with-trustee",
+        trustee=custodian.party_id,
+    )
+    jobs.run_pending(db, settings, store)
+    with db.read() as s:
+        new_version = s.get(
+            DatasetVersion, services.get_deidentification(s, who, job.id).result_version_id
+        )
+    tokens = [r["身份证号"] for r in rows_of(store, new_version)[:5]]
+    # Both requests meet here after counting and before storing their reversal: without a lock
+    # on the party both would have counted nothing. With it, the second never gets this far
+    # while the first holds the lock, and the first goes on once nobody else arrives.
+    met = threading.Barrier(2)
+
+    class MeetingKeys(TrusteeKeys):
+        def has(self, party_id, key_id):
+            with contextlib.suppress(threading.BrokenBarrierError):
+                met.wait(timeout=3)
+            return super().has(party_id, key_id)
+
+    keys = MeetingKeys(trustee_keys(settings).directory)
+    actor = principal(db, custodian)
+    with db.write() as s:  # the party reversed before, more than an hour ago
+        services.detokenise_values(
+            s,
+            actor,
+            trustee_keys(settings),
+            new_version.id,
+            column="身份证号",
+            tokens=tokens,
+            max_per_call=1000,
+            max_per_hour=len(tokens),
+            now=utcnow() - timedelta(hours=2),
+        )
+    outcomes: list[object] = []
+
+    def reverse():
+        try:
+            with db.write() as s:
+                outcomes.append(
+                    services.detokenise_values(
+                        s,
+                        actor,
+                        keys,
+                        new_version.id,
+                        column="身份证号",
+                        tokens=tokens,
+                        max_per_call=1000,
+                        max_per_hour=len(tokens),
+                    )
+                )
+        except services.TooManyTokens as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=reverse) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(type(o).__name__ for o in outcomes) == ["TooManyTokens", "list"]
+    with db.read() as s:
+        from datafactor.discovery.models import Detokenisation, DetokenisationQuota
+
+        assert [r.count for r in s.scalars(select(Detokenisation))] == [len(tokens)] * 2
+        assert s.get(DetokenisationQuota, custodian.party_id).reversed_total == len(tokens) * 2
+
+
 def test_cancel_and_sweep_of_deidentifications(db, store, settings, enterprise, operator):
     from datafactor.discovery.models import DeidentificationJob
 
@@ -941,6 +1030,34 @@ def test_cancel_and_sweep_of_deidentifications(db, store, settings, enterprise, 
         assert forced.status == "cancelled"
     assert events(db, "discovery:deidentification:force-cancel")[0].reasons == ["运行器故障"]
     assert jobs.run_pending(db, settings, store) == 0
+
+
+def test_a_requeued_deidentification_waits_its_queue_timeout_from_the_requeue(
+    db, store, settings, enterprise
+):
+    from datafactor.discovery.models import DeidentificationJob
+
+    who = principal(db, enterprise)
+    _dataset_id, version_id = scanned_version(db, store, settings, who)
+    job = deidentify(db, store, settings, who, version_id, profile="publish")
+    limits = jobs.timeouts(settings)
+    with db.write() as s:
+        row = s.get(DeidentificationJob, job.id)
+        row.requested_at = row.queued_at = utcnow() - limits.queue_timeout * 2
+    with db.write() as s:
+        services.claim_next_deidentification(s, "stalled-runner")
+    back_at = utcnow() + limits.heartbeat_stale + timedelta(seconds=1)
+    kind = services.DEIDENTIFICATIONS
+    with db.write() as s:
+        assert services.sweep(s, limits, now=back_at, kind=kind) == 1
+    with db.write() as s:
+        assert services.sweep(s, limits, now=back_at + timedelta(minutes=1), kind=kind) == 0
+    with db.read() as s:
+        assert s.get(DeidentificationJob, job.id).status == "queued"
+    # Another runner takes it and finishes it.
+    assert jobs.run_pending(db, settings, store) >= 1
+    with db.read() as s:
+        assert s.get(DeidentificationJob, job.id).status == "succeeded"
 
 
 def test_a_deidentification_that_cannot_store_its_output_fails_saying_why(

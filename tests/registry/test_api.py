@@ -9,11 +9,15 @@ from collections.abc import Iterator
 import pytest
 from factories import bearer
 from registry_support import LATER, SCOPE, TODAY, fingerprint, principal, scanned_version
+from sqlalchemy import select
 from typer.testing import CliRunner
 
+from datafactor.audit import AuditEvent
 from datafactor.cli import app as cli
 from datafactor.registry.api import registry_today
 from datafactor.settings import Settings, get_settings
+
+CHECKLIST = ["identity", "source", "description", "scope", "no_dispute"]
 
 runner = CliRunner()
 
@@ -84,12 +88,38 @@ def test_registration_over_http_and_cli(
         json={"action": "approve_to_notice"},
     )
     assert r.status_code == 403
+    # The registrar approves only with every item of the substantive-review checklist confirmed.
     r = client.post(
         f"/api/v1/registry/applications/{app_id}/actions",
         headers=registrar,
-        json={"action": "approve_to_notice"},
+        json={"action": "approve_to_notice", "checklist": ["identity", "source"]},
+    )
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "REG-SUBSTANTIVE-CHECKLIST" in r.json()["detail"]
+    r = client.post(
+        f"/api/v1/registry/applications/{app_id}/actions",
+        headers=registrar,
+        json={"action": "approve_to_notice", "checklist": [*CHECKLIST, "vibes"]},
+    )
+    assert r.status_code == 422 and "vibes" in r.json()["detail"]
+    r = client.post(
+        f"/api/v1/registry/applications/{app_id}/actions",
+        headers=registrar,
+        json={"action": "approve_to_notice", "checklist": CHECKLIST},
     )
     assert r.status_code == 200 and r.json()["state"] == "public_notice"
+    with db.read() as s:
+        approval = s.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.object_id == app_id,
+                AuditEvent.action == "registry:application:transition",
+            )
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        ).one()
+        assert any("checklist: identity, source" in r for r in approval.reasons)
     notices = client.get("/api/v1/registry/notices", headers=rival).json()
     assert [n["id"] for n in notices["items"]] == [app_id]
 
@@ -152,3 +182,70 @@ def test_registration_over_http_and_cli(
     assert runner.invoke(cli, ["verify-receipt", str(path)]).exit_code == 1
     result = runner.invoke(cli, ["registry", "receipt", "GX-DR-2026-000404"])
     assert result.exit_code == 2
+
+
+def test_public_verification_follows_every_change_of_the_right(
+    client, clock, db, settings, enterprise, other_enterprise, operator
+):
+    """The verification API reuses what it computed while the registry revision is unchanged;
+    a pledge (a write to the right) bumps the revision, and the next lookup shows it."""
+    from registry_support import drive_to_certified, initial, new_asset
+
+    from datafactor.registry import RegistrationType
+    from datafactor.registry import services as registry
+    from datafactor.registry.models import RegistryCertificate, RegistryRevision
+
+    owner, bank, registrar = (
+        principal(db, enterprise),
+        principal(db, other_enterprise),
+        principal(db, operator),
+    )
+    issuer = registry.issuer_for(settings)
+    asset_id = new_asset(db, owner, scanned_version(db, settings, owner))
+    _, holding, day = drive_to_certified(db, owner, registrar, initial(db, asset_id), issuer, TODAY)
+    with db.read() as s:
+        number = s.scalars(
+            select(RegistryCertificate.number).where(RegistryCertificate.right_id == holding)
+        ).one()
+        revision = s.get(RegistryRevision, 1).value
+    clock["today"] = day
+    url = f"/api/v1/registry/verify/{number}"
+    first, again = client.get(url), client.get(url)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json() and first.json()["status"] == "active"
+
+    pledge = registry.ApplicationDraft(
+        type=RegistrationType.PLEDGE,
+        asset_id=asset_id,
+        right_id=holding,
+        counterparty_id=bank.party_id,
+    )
+    _, _, pledged_on = drive_to_certified(db, owner, registrar, pledge, issuer, day)
+    with db.read() as s:
+        assert s.get(RegistryRevision, 1).value > revision
+    after = client.get(url).json()
+    assert after["right_status"] == "pledged" and after["status"] == "pledged"
+    clock["today"] = pledged_on  # another day is another key, computed afresh
+    assert client.get(url).json()["status"] == "pledged"
+
+
+def test_only_writes_a_verification_reads_bump_the_registry_revision(db, enterprise):
+    from datafactor.identity.models import Party
+    from datafactor.registry.models import RegistryAsset, RegistryRevision
+
+    def revision() -> int:
+        with db.read() as s:
+            return s.get(RegistryRevision, 1).value
+
+    start = revision()
+    with db.write() as s:
+        party = s.get(Party, enterprise.party_id)
+        party.name = party.name + "（更名）"  # not read by a verification
+    assert revision() == start
+    with db.write() as s:
+        s.add(
+            RegistryAsset(
+                party_id=enterprise.party_id, kind="resource", data_class="enterprise", name="资产"
+            )
+        )
+    assert revision() == start + 1

@@ -561,6 +561,115 @@ def _objection_for_registrar(client: TestClient, owner: Actor, headers: dict[str
     return _objection_against_another(client, make_actor(db))
 
 
+def _calendar_day(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    """A day of the platform's working-day calendar: the registration authority's administrator
+    edits it; no other party may."""
+    return "2026-10-12"
+
+
+def _calendar_override(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    import registry_support as rs
+
+    from datafactor.registry import maintenance
+
+    db, _ = _registry_ctx(client)
+    with db.write() as s:
+        maintenance.set_calendar_day(
+            s, rs.principal(db, owner), date(2026, 10, 12), kind="holiday", note="台风停工"
+        )
+    return "2026-10-12"
+
+
+def _registered_right(client: TestClient) -> tuple[Any, str, str]:
+    """A fresh party's resource with a certified holding right: (holder, asset id, right id)."""
+    import registry_support as rs
+    from factories import make_actor
+
+    from datafactor.registry import services as registry
+
+    db, settings = _registry_ctx(client)
+    holder = rs.principal(db, make_actor(db))
+    asset_id = rs.new_asset(db, holder, rs.scanned_version(db, settings, holder))
+    _, right_id, _ = rs.drive_to_certified(
+        db,
+        holder,
+        _registrar(client),
+        rs.initial(db, asset_id),
+        registry.issuer_for(settings),
+        rs.TODAY,
+    )
+    assert right_id is not None
+    return holder, asset_id, right_id
+
+
+def _release_awaiting_pledgee(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    """A holder's pledge release waiting for the consent of its pledgee, ``owner``."""
+    import registry_support as rs
+
+    from datafactor.db import today_cn
+    from datafactor.registry import RegistrationType
+    from datafactor.registry import services as registry
+
+    db, settings = _registry_ctx(client)
+    issuer = registry.issuer_for(settings)
+    holder, asset_id, right_id = _registered_right(client)
+    pledge = registry.ApplicationDraft(
+        type=RegistrationType.PLEDGE,
+        asset_id=asset_id,
+        right_id=right_id,
+        counterparty_id=owner.party_id,
+    )
+    rs.drive_to_certified(db, holder, _registrar(client), pledge, issuer, rs.LATER)
+    release = registry.ApplicationDraft(
+        type=RegistrationType.PLEDGE_RELEASE, asset_id=asset_id, right_id=right_id
+    )
+    with db.write() as s:
+        row = registry.submit_application(s, holder, release, issuer=issuer, today=today_cn())
+        return str(row.id)
+
+
+def _certified_objection(client: TestClient, objector: Any) -> str:
+    """An objection registration by ``objector`` against another party's right, certified on
+    the API's clock (today), so it is in force when the endpoint is called."""
+    import registry_support as rs
+
+    from datafactor.db import today_cn
+    from datafactor.registry import RegistrationType
+    from datafactor.registry import services as registry
+
+    db, settings = _registry_ctx(client)
+    _, asset_id, right_id = _registered_right(client)
+    draft = registry.ApplicationDraft(
+        type=RegistrationType.OBJECTION,
+        asset_id=asset_id,
+        right_id=right_id,
+        grounds=("title_dispute",),
+        statement="该数据由我方采集，有合同为证",
+        evidence=("合同.pdf",),
+    )
+    app_id, _, _ = rs.drive_to_certified(
+        db, objector, _registrar(client), draft, registry.issuer_for(settings), today_cn()
+    )
+    return app_id
+
+
+def _own_objection_registration(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    import registry_support as rs
+
+    db, _ = _registry_ctx(client)
+    return _certified_objection(client, rs.principal(db, owner))
+
+
+def _objection_registration_for_registrar(
+    client: TestClient, owner: Actor, headers: dict[str, str]
+) -> str:
+    import registry_support as rs
+    from factories import make_actor
+
+    db, _ = _registry_ctx(client)
+    return _certified_objection(client, rs.principal(db, make_actor(db)))
+
+
 REGISTRY_ENDPOINTS: list[ObjectEndpoint] = [
     ObjectEndpoint("GET", "/api/v1/registry/assets/{asset_id}", _own_registry_asset),
     ObjectEndpoint(
@@ -598,6 +707,28 @@ REGISTRY_ENDPOINTS: list[ObjectEndpoint] = [
     ObjectEndpoint("GET", "/api/v1/registry/objections/{objection_id}", _own_objection),
     ObjectEndpoint(
         "POST",
+        "/api/v1/registry/applications/{application_id}/consent",
+        _release_awaiting_pledgee,
+        notes="owner = the pledgee of the right whose release the holder applied for",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/registry/applications/{application_id}/lawsuit",
+        _own_objection_registration,
+        body={"reference": "(2026)桂0103民初88号"},
+        notes="owner = the objector of a certified objection registration",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/registry/applications/{application_id}/closure",
+        _objection_registration_for_registrar,
+        body={"substantiated": False, "reason": "异议人未能举证"},
+        owner_kind="exchange_operator",
+        extra_intruder_kinds=("regulator",),
+        notes="owner = a registrar (exchange operator); a regulator reads but does not close",
+    ),
+    ObjectEndpoint(
+        "POST",
         "/api/v1/registry/objections/{objection_id}/decision",
         _objection_for_registrar,
         body={"substantiated": False, "reason": "证据不足以证明权属争议"},
@@ -605,6 +736,53 @@ REGISTRY_ENDPOINTS: list[ObjectEndpoint] = [
         notes="owner = a registrar (exchange operator); intruders = parties that are not",
     ),
     ObjectEndpoint("GET", "/api/v1/registry/certificates/{number}/receipt", _own_certificate),
+    ObjectEndpoint(
+        "PUT",
+        "/api/v1/registry/calendar/{day}",
+        _calendar_day,
+        body={"kind": "holiday", "note": "台风停工"},
+        owner_kind="exchange_operator",
+        extra_intruder_kinds=("regulator",),
+        notes="the platform's calendar: only the registration authority's admin edits it",
+    ),
+    ObjectEndpoint(
+        "DELETE",
+        "/api/v1/registry/calendar/{day}",
+        _calendar_override,
+        owner_kind="exchange_operator",
+        extra_intruder_kinds=("regulator",),
+        notes="the platform's calendar: only the registration authority's admin edits it",
+    ),
+    ObjectEndpoint("GET", "/api/v1/registry/certificates/{number}/pdf", _own_certificate),
+]
+
+# ------------------------------------------------------------------------------------- inbox
+
+
+def _own_notification(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    import registry_support as rs
+
+    from datafactor import inbox
+
+    db, _ = _registry_ctx(client)
+    with db.write() as s:
+        inbox.notify(
+            s, [owner.party_id], kind="test", message="Isolation check {n}", params={"n": "1"}
+        )
+    who = rs.principal(db, owner)
+    with db.read() as s:
+        rows, _ = inbox.list_messages(s, who, limit=1, offset=0)
+        return rows[0].id
+
+
+INBOX_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/notifications/{message_id}/read",
+        _own_notification,
+        extra_intruder_kinds=("regulator", "exchange_operator"),
+        notes="a party's inbox is its own: not even a regulator reads or marks it",
+    ),
 ]
 
 ENDPOINTS: list[ObjectEndpoint] = [
@@ -636,6 +814,7 @@ ENDPOINTS: list[ObjectEndpoint] = [
     *DEIDENTIFICATION_ENDPOINTS,
     *CENSUS_ENDPOINTS,
     *REGISTRY_ENDPOINTS,
+    *INBOX_ENDPOINTS,
 ]
 
 # Routes with a path parameter that are deliberately public (no tenant owns them).

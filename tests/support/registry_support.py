@@ -105,3 +105,45 @@ def initial(db: Database, asset_id: str, **kw: Any) -> registry.ApplicationDraft
     }
     values.update(kw)
     return registry.ApplicationDraft(**values)
+
+
+def drive_to_certified(
+    db: Database,
+    applicant: Principal,
+    registrar: Principal,
+    draft: registry.ApplicationDraft,
+    issuer: registry.Issuer,
+    on: date,
+) -> tuple[str, str | None, date]:
+    """Submit ``draft`` on ``on`` and take it through review (and its notice, closed a week
+    later) to certification: (application id, the right it created or acted on, the day it
+    was certified). Fails loudly with the decision if the formal review does not pass."""
+    from datetime import timedelta
+
+    from datafactor.registry import Action
+
+    with db.write() as s:
+        row = registry.submit_application(s, applicant, draft, issuer=issuer, today=on)
+        app_id, state, decision = row.id, row.state, row.decision
+    assert state in ("substantive_review", "public_notice", "certified"), decision
+    day = on
+    if state == "substantive_review":
+        notice = load_rules().type_rules(draft.type).public_notice
+        action = Action.APPROVE_TO_NOTICE if notice else Action.APPROVE
+        with db.write() as s:
+            state = registry.act(s, registrar, app_id, action, issuer=issuer, today=day).state
+    if state == "public_notice":
+        day = on + timedelta(days=7)
+        with db.write() as s:
+            state = registry.act(
+                s, registrar, app_id, Action.CLOSE_NOTICE, issuer=issuer, today=day
+            ).state
+    assert state == "certified", state
+    with db.read() as s:
+        return app_id, registry.get_application(s, registrar, app_id).result_right_id, day
+
+
+def load_rules() -> Any:
+    from datafactor.registry import load_registry_rules
+
+    return load_registry_rules()

@@ -12,12 +12,12 @@ do, and writes. A census run walks::
       └──▶ cancelled / failed (never claimed within the queue timeout)
     failed | cancelled ──resume──▶ queued (tables already read are kept and not read again)
 
-Each non-final state has an owner and a timeout, the same rules as a scan job
-(``discovery.workflow``): a queued run belongs to the queue until ``queue_timeout``, a running
-one to the runner named on it while its heartbeat is fresh and at most ``max_run``. They are
-restated here, not imported, because a census that loses its runner *resumes* — the tables it
-already read stay read — and because domain rules import no other domain's package (it would
-bring the ORM). ``succeeded`` is final; ``failed`` and ``cancelled`` end a run's work but leave it
+Each non-final state has an owner and a timeout, the rules every background job shares
+(``datafactor.jobs.state``, re-exported here as ``CensusStatus``, ``RunTimeouts``, ``RunClock``,
+``StopReason``, ``sweep_action``): a queued run belongs to the queue until ``queue_timeout`` has
+passed since it last entered the queue, a running one to the runner named on it while its
+heartbeat is fresh and at most ``max_run``. What a census adds is that one that loses its runner
+*resumes* — the tables it already read stay read. ``succeeded`` is final; ``failed`` and ``cancelled`` end a run's work but leave it
 resumable by the department (or the big-data bureau), so nothing needs a timeout there.
 
 A run's figures (``Totals``) count the tables it listed, their rows and columns, the tables with
@@ -31,11 +31,16 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
 from datafactor.errors import N_, InvalidInput
+from datafactor.jobs.state import JobClock, JobStatus, JobTimeouts
+from datafactor.jobs.state import StopReason as StopReason
+from datafactor.jobs.state import SweepAction as SweepAction
+from datafactor.jobs.state import overran as overran
+from datafactor.jobs.state import sweep_action as sweep_action
 
 MAX_SAMPLE_ROWS: Final = 1_000_000
 NAME_MAX: Final = 128
@@ -44,14 +49,10 @@ GRADES: Final = ("general", "important", "core")  # GB/T 43697, lowest first
 DEPARTMENT_KIND: Final = "government_department"
 
 
-class CensusStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
+# A census run walks the state machine every background job shares (``datafactor.jobs.state``).
+CensusStatus = JobStatus
+RunTimeouts = JobTimeouts
+RunClock = JobClock
 ACTIVE: Final = frozenset({CensusStatus.QUEUED, CensusStatus.RUNNING})
 ENDED: Final = frozenset({CensusStatus.SUCCEEDED, CensusStatus.FAILED, CensusStatus.CANCELLED})
 RESUMABLE: Final = frozenset({CensusStatus.FAILED, CensusStatus.CANCELLED})
@@ -68,16 +69,6 @@ class TableStatus(StrEnum):
 class TableKind(StrEnum):
     TABLE = "table"
     VIEW = "view"
-
-
-class StopReason(StrEnum):
-    """Why a runner stopped a run before its last table."""
-
-    CANCEL = "cancel"  # someone asked
-    LOST = "lost"  # the run no longer names this runner (force-cancelled, or given to another)
-    TIMEOUT = "timeout"  # it ran longer than max_run
-    SHUTDOWN = "shutdown"  # the process is stopping: hand the run back to the queue
-    INTERRUPT = "interrupt"  # the command line was interrupted (Ctrl-C)
 
 
 class EventTag(StrEnum):
@@ -165,63 +156,6 @@ def check_reason(reason: str) -> str:
 
 
 # ---------------------------------------------------------------------------- the state machine
-
-
-@dataclass(frozen=True)
-class RunTimeouts:
-    """How long each non-final state may last (see the module docstring)."""
-
-    heartbeat_stale: timedelta
-    queue_timeout: timedelta
-    max_run: timedelta
-    max_attempts: int
-
-
-class SweepAction(StrEnum):
-    """What the sweep does to a run that overstayed a state."""
-
-    REQUEUE = "requeue"  # its runner vanished; the next claim resumes it
-    CANCEL = "cancel"  # its runner vanished while a cancel was pending
-    GIVE_UP = "give-up"  # runners vanished on it max_attempts times in a row
-    TIME_OUT = "time-out"  # it ran longer than max_run
-    EXPIRE = "expire"  # nobody claimed it within queue_timeout
-
-
-@dataclass(frozen=True)
-class RunClock:
-    """The times and counters of a run the sweep looks at."""
-
-    status: str
-    queued_at: datetime
-    started_at: datetime | None
-    heartbeat_at: datetime | None
-    cancel_requested: bool
-    attempts: int
-
-
-def sweep_action(run: RunClock, now: datetime, limits: RunTimeouts) -> SweepAction | None:
-    """What to do with a run whose state lasted too long; None when it is within its limits."""
-    if run.status == CensusStatus.QUEUED:
-        return SweepAction.EXPIRE if now - run.queued_at > limits.queue_timeout else None
-    if run.status != CensusStatus.RUNNING:
-        return None
-    beat = run.heartbeat_at or run.started_at or run.queued_at
-    started = run.started_at or run.queued_at
-    # A live runner stops a run that ran too long itself; this catches one that cannot.
-    if now - started > limits.max_run + limits.heartbeat_stale:
-        return SweepAction.TIME_OUT
-    if now - beat <= limits.heartbeat_stale:
-        return None
-    if run.cancel_requested:
-        return SweepAction.CANCEL
-    if run.attempts >= limits.max_attempts:
-        return SweepAction.GIVE_UP
-    return SweepAction.REQUEUE
-
-
-def overran(started_at: datetime | None, now: datetime, limits: RunTimeouts) -> bool:
-    """Whether a running census passed its run-time limit (its runner then stops it)."""
-    return started_at is not None and now - started_at > limits.max_run
 
 
 def progress_percent(tables_read: int, tables_total: int | None, status: str) -> int | None:

@@ -1,17 +1,19 @@
 """The census runner: lists a department's database, then reads each table — its columns, an
 exact row count and a sample scan — storing every table as it completes.
 
-It follows the scan runner (``discovery``'s ``jobs.py``) move for move: a background thread per
-server process that sweeps overdue runs, claims the oldest queued one atomically, and runs it
-while a second, small thread beats its heart (recording the table being read and learning
-whether to stop: a cancel, the time limit, or the run having been taken away). It is a runner of
-its own, not a job kind of the scan runner's, for two reasons: a census of a department's
-database can take hours, and it must not hold up the data set scans queued in the same process;
-and a census stopped half-way *resumes* — each table is stored in its own transaction, so the
-next claim (after a stale heartbeat, a shutdown or a resume) reads only what is still pending.
+It is a runner of the job framework every background job shares (``datafactor.jobs``), as the
+scan runner is: a background thread per server process that sweeps overdue runs, claims the
+oldest queued one atomically, and runs it while a second, small thread beats its heart
+(recording the table being read and learning whether to stop: a cancel, the time limit, or the
+run having been taken away). It is a runner of its own, not a job kind of the scan runner's, for
+two reasons: a census of a department's database can take hours, and it must not hold up the
+data set scans queued in the same process; and a census stopped half-way *resumes* — each table
+is stored in its own transaction, so the next claim (after a stale heartbeat, a shutdown or a
+resume) reads only what is still pending.
 
 A table's own trouble (a view that fails, a permission refused on one table, a type the driver
-cannot read) is written on that table and the census goes on; losing the database itself (it no
+cannot read, a row count that ran past ``DATAFACTOR_CENSUS_COUNT_TIMEOUT_SECONDS`` on a huge or
+locked table) is written on that table and the census goes on; losing the database itself (it no
 longer answers) fails the run, which stays resumable. The same executor runs a census in the
 foreground for ``datafactor census`` (``CensusRunner.execute`` with a progress callback), so a
 run started on the command line is the same run the console shows.
@@ -20,14 +22,11 @@ run started on the command line is the same run the console shows.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from datafactor.census import services
 from datafactor.census.domain import (
@@ -37,7 +36,7 @@ from datafactor.census.domain import (
     table_pi_types,
 )
 from datafactor.census.source import ColumnInfo, DepartmentDatabase, unseal
-from datafactor.dataplane import SourceUnavailable
+from datafactor.dataplane import CountTimedOut, SourceUnavailable
 from datafactor.db import Database
 from datafactor.discovery import (
     GradingMetadata,
@@ -47,7 +46,9 @@ from datafactor.discovery import (
     scan_source,
 )
 from datafactor.errors import N_, DomainError
-from datafactor.settings import Environment, Settings
+from datafactor.jobs import runner as jobrunner
+from datafactor.jobs.state import Beat
+from datafactor.settings import Settings
 
 log = logging.getLogger("datafactor.census.jobs")
 
@@ -60,23 +61,15 @@ MSG_TABLE_INTERNAL = N_("The table could not be read because of an unexpected er
 def timeouts(settings: Settings) -> RunTimeouts:
     """The census's limits: the scan runners' heartbeat, queue and attempt settings, and its own
     (longer) run-time limit."""
-    return RunTimeouts(
-        heartbeat_stale=timedelta(seconds=settings.scan_stale_seconds),
-        queue_timeout=timedelta(minutes=settings.scan_queue_timeout_minutes),
-        max_run=timedelta(minutes=settings.census_max_run_minutes),
-        max_attempts=settings.scan_max_attempts,
-    )
+    return jobrunner.timeouts(settings, settings.census_max_run_minutes)
 
 
 def runner_enabled(settings: Settings) -> bool:
     """Whether this process runs a background census runner (``DATAFACTOR_CENSUS_RUNNER``)."""
-    if settings.census_runner == "auto":
-        return settings.environment is not Environment.TEST
-    return settings.census_runner == "on"
+    return jobrunner.runner_enabled(settings.census_runner, settings)
 
 
-def new_runner_id(prefix: str = "") -> str:
-    return f"{prefix}{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"[:64]
+new_runner_id = jobrunner.new_runner_id
 
 
 @dataclass(frozen=True)
@@ -167,8 +160,10 @@ def _plain_columns(columns: list[ColumnInfo]) -> tuple[dict[str, Any], ...]:
     )
 
 
-class CensusRunner:
+class CensusRunner(jobrunner.JobRunner):
     """Runs queued census runs of one database; ``start`` for a background thread."""
+
+    name = "census-runner"
 
     def __init__(
         self,
@@ -178,50 +173,10 @@ class CensusRunner:
         runner_id: str | None = None,
         connect_timeout: int = 10,
     ) -> None:
-        self.db = db
-        self.settings = settings
-        self.runner_id = runner_id or new_runner_id()
+        super().__init__(db, settings, runner_id=runner_id, log=log)
         self.limits = timeouts(settings)
         self.connect_timeout = connect_timeout
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._current: _Progress | None = None
         self.runs = 0
-
-    # ------------------------------------------------------------------------- lifecycle
-
-    def start(self) -> CensusRunner:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._loop, name=f"census-runner-{self.runner_id}", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current run is handed back to the queue (it resumes elsewhere)."""
-        self._stop.set()
-        current = self._current
-        if current is not None:
-            current.stop = StopReason.SHUTDOWN
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                ran = self.run_once()
-            except Exception:  # a database outage must not kill the runner; retry after a pause
-                log.exception("census runner %s: an iteration failed", self.runner_id)
-                ran = False
-            if not ran:
-                self._stop.wait(self.settings.scan_poll_seconds)
 
     # --------------------------------------------------------------------------- one run
 
@@ -240,13 +195,6 @@ class CensusRunner:
         self.runs += 1
         return True
 
-    def run_pending(self, max_runs: int = 1000) -> int:
-        """Run queued censuses in this thread until none is left; how many ran."""
-        count = 0
-        while count < max_runs and self.run_once():
-            count += 1
-        return count
-
     def execute(self, claimed: services.ClaimedRun, observe: Observer | None = None) -> None:
         """Run a claimed census to its end (or until told to stop) and record the outcome.
 
@@ -254,50 +202,28 @@ class CensusRunner:
         (the command line's Ctrl-C) cancels the run, keeping what was read, and is re-raised.
         """
         progress = _Progress(tables_total=claimed.tables_total, tables_read=claimed.tables_read)
-        self._current = progress
-        if self._stop.is_set():
-            progress.stop = StopReason.SHUTDOWN
-        beat = threading.Event()
-        heart = threading.Thread(
-            target=self._beat,
-            args=(claimed, progress, beat),
-            name=f"census-heartbeat-{claimed.run_id[:8]}",
-            daemon=True,
-        )
-        heart.start()
-        interrupted = False
-        outcome: _Finished | BaseException
-        try:
-            outcome = self._work(claimed, progress, observe)
-        except KeyboardInterrupt as exc:
-            progress.stop, outcome, interrupted = StopReason.INTERRUPT, exc, True
-        finally:
-            beat.set()
-            heart.join()
-            self._current = None
+
+        def work() -> tuple[_Finished | BaseException, bool]:
+            try:
+                return self._work(claimed, progress, observe), False
+            except KeyboardInterrupt as exc:
+                progress.stop = StopReason.INTERRUPT
+                return exc, True
+
+        def beat(session: Session) -> Beat:
+            return services.heartbeat(
+                session,
+                claimed.run_id,
+                self.runner_id,
+                current_table=progress.current_table,
+                current_rows=progress.current_rows,
+                limits=self.limits,
+            )
+
+        outcome, interrupted = self.with_heart(f"census {claimed.run_id}", progress, beat, work)
         self._record(claimed, progress, outcome)
         if interrupted:
             raise KeyboardInterrupt
-
-    def _beat(
-        self, claimed: services.ClaimedRun, progress: _Progress, done: threading.Event
-    ) -> None:
-        while not done.wait(self.settings.scan_heartbeat_seconds):
-            try:
-                with self.db.write() as session:
-                    answer = services.heartbeat(
-                        session,
-                        claimed.run_id,
-                        self.runner_id,
-                        current_table=progress.current_table,
-                        current_rows=progress.current_rows,
-                        limits=self.limits,
-                    )
-            except Exception:  # the next beat retries; the sweep covers a long outage
-                log.exception("census %s: heartbeat failed", claimed.run_id)
-                continue
-            if answer.stop and progress.stop is None:
-                progress.stop = answer.why
 
     def _work(
         self, claimed: services.ClaimedRun, progress: _Progress, observe: Observer | None
@@ -368,7 +294,9 @@ class CensusRunner:
 
         try:
             columns = database.columns(entry.schema, entry.table)
-            row_count = database.count_rows(entry.schema, entry.table)
+            row_count = database.count_rows(
+                entry.schema, entry.table, timeout=self.settings.census_count_timeout_seconds
+            )
             table = database.open_table(entry.schema, entry.table)
             try:
                 report = scan_source(
@@ -383,6 +311,8 @@ class CensusRunner:
             return scanned_table(columns, row_count, report)
         except ScanCancelled:
             return None
+        except CountTimedOut as exc:  # a huge or locked table: say so, and go on with the next
+            return self._failure(exc, None, columns)
         except SourceUnavailable as exc:
             if not database.reachable():
                 raise

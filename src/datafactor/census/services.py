@@ -41,7 +41,6 @@ from datafactor.census.domain import (
     DepartmentTotals,
     EventTag,
     Rollup,
-    RunClock,
     RunTimeouts,
     ScannedTable,
     StopReason,
@@ -51,9 +50,7 @@ from datafactor.census.domain import (
     check_reason,
     check_sample_rows,
     check_schema,
-    overran,
     roll_up,
-    sweep_action,
 )
 from datafactor.census.models import CensusRun, CensusTable
 from datafactor.dataplane import redact_url
@@ -61,6 +58,8 @@ from datafactor.db import utcnow
 from datafactor.discovery import GradingMetadata, load_grading_rules
 from datafactor.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
 from datafactor.identity import PartyStatus, get_party
+from datafactor.jobs import store as jobstore
+from datafactor.jobs.state import Beat
 from datafactor.permissions import Permission, Principal
 
 P = Permission
@@ -191,9 +190,11 @@ def _department(session: Session, principal: Principal, party_id: str) -> Any:
 
 
 def _claim(session: Session, run: CensusRun, runner_id: str, now: datetime) -> None:
-    run.status, run.runner_id = CensusStatus.RUNNING, runner_id[:64]
-    run.started_at = run.heartbeat_at = now
-    run.attempts += 1
+    jobstore.start(run, runner_id, now)
+    _claimed_event(session, run, runner_id)
+
+
+def _claimed_event(session: Session, run: CensusRun, runner_id: str) -> None:
     run.current_table, run.current_rows = None, 0
     listed = "?" if run.tables_total is None else run.tables_total
     _record(
@@ -492,11 +493,7 @@ def cancel_run(session: Session, principal: Principal, run_id: str) -> CensusRun
     run = _changeable(session, principal, run_id)
     if run.status in ENDED:
         raise _ended(run)
-    now = utcnow()
-    if run.cancel_requested_at is None:
-        run.cancel_requested_at, run.cancel_requested_by = now, principal.username[:64]
-    if run.status == CensusStatus.QUEUED:
-        run.status, run.finished_at = CensusStatus.CANCELLED, now
+    if jobstore.request_cancel(run, principal.username, utcnow()):
         tag, summary = EventTag.RUN_CANCELLED, "Queued census cancelled"
     else:
         tag, summary = EventTag.RUN_CANCEL_REQUEST, "Cancel of a running census requested"
@@ -516,17 +513,8 @@ def force_cancel_run(session: Session, principal: Principal, run_id: str, reason
     reason = check_reason(reason)
     if run.status in ENDED:
         raise _ended(run)
-    previous = run.status
-    now = utcnow()
-    run.status, run.finished_at = CensusStatus.CANCELLED, now
-    run.cancel_requested_at = run.cancel_requested_at or now
-    run.cancel_requested_by = principal.username[:64]
+    previous = jobstore.force_cancel(run, principal.username, reason, utcnow())
     run.current_table, run.current_rows = None, 0
-    run.error_code, run.error_message, run.error_params = (
-        "force-cancelled",
-        N_("Force-cancelled by {user}: {reason}"),
-        {"user": principal.username, "reason": reason},
-    )
     _record(
         session,
         principal,
@@ -657,16 +645,10 @@ def _claimed(run: CensusRun) -> ClaimedRun:
 def claim_next(session: Session, runner_id: str, now: datetime | None = None) -> ClaimedRun | None:
     """Take the run longest in the queue (atomically: ``SKIP LOCKED`` on PostgreSQL, the write
     lock on SQLite), or None."""
-    run = session.execute(
-        select(CensusRun)
-        .where(CensusRun.status == CensusStatus.QUEUED)
-        .order_by(CensusRun.queued_at, CensusRun.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    ).scalar_one_or_none()
+    run = jobstore.claim_oldest(session, CensusRun, runner_id, now or utcnow())
     if run is None:
         return None
-    _claim(session, run, runner_id, now or utcnow())
+    _claimed_event(session, run, runner_id)
     return _claimed(run)
 
 
@@ -677,20 +659,7 @@ def claimed_run(session: Session, run_id: str, runner_id: str) -> ClaimedRun | N
 
 
 def _owned(session: Session, run_id: str, runner_id: str) -> CensusRun | None:
-    run = session.execute(
-        select(CensusRun).where(CensusRun.id == run_id).with_for_update()
-    ).scalar_one_or_none()
-    if run is None or run.status != CensusStatus.RUNNING or run.runner_id != runner_id[:64]:
-        return None
-    return run
-
-
-@dataclass(frozen=True)
-class Beat:
-    """The answer to a heartbeat: go on, or stop (``why``)."""
-
-    stop: bool
-    why: StopReason | None = None
+    return jobstore.owned(session, CensusRun, run_id, runner_id)
 
 
 def heartbeat(
@@ -704,18 +673,20 @@ def heartbeat(
     now: datetime | None = None,
 ) -> Beat:
     """A runner records what it is reading and that it is alive; the answer says go on or stop."""
-    now = now or utcnow()
-    run = _owned(session, run_id, runner_id)
-    if run is None:
-        return Beat(True, StopReason.LOST)
-    run.heartbeat_at = now
-    run.current_table = current_table[:512] if current_table else None
-    run.current_rows = current_rows
-    if run.cancel_requested_at is not None:
-        return Beat(True, StopReason.CANCEL)
-    if overran(run.started_at, now, limits):
-        return Beat(True, StopReason.TIMEOUT)
-    return Beat(False)
+
+    def progress(run: CensusRun) -> None:
+        run.current_table = current_table[:512] if current_table else None
+        run.current_rows = current_rows
+
+    return jobstore.heartbeat(
+        session,
+        CensusRun,
+        run_id,
+        runner_id,
+        limits=limits,
+        now=now or utcnow(),
+        progress=progress,
+    )
 
 
 def record_listing(
@@ -885,11 +856,8 @@ def fail_run(
     run = _owned(session, run_id, runner_id)
     if run is None:
         return False
-    run.status, run.finished_at = CensusStatus.FAILED, utcnow()
+    jobstore.fail(run, utcnow(), code, message, params)
     run.current_table, run.current_rows = None, 0
-    run.error_code = code[:64]
-    run.error_message = message
-    run.error_params = {k: str(v)[:500] for k, v in (params or {}).items()}
     _record(session, None, run, EventTag.RUN_FAIL, f"Census of {run.source_url} failed: {code}")
     return True
 
@@ -903,12 +871,7 @@ def stopped_run(session: Session, run_id: str, runner_id: str, *, why: StopReaso
     now = utcnow()
     run.current_table, run.current_rows = None, 0
     if why is StopReason.SHUTDOWN:
-        run.status, run.runner_id, run.heartbeat_at, run.queued_at = (
-            CensusStatus.QUEUED,
-            None,
-            None,
-            now,
-        )
+        jobstore.requeue(run, now)
         _record(
             session,
             None,
@@ -917,17 +880,11 @@ def stopped_run(session: Session, run_id: str, runner_id: str, *, why: StopReaso
             f"Runner {runner_id} shut down; census back in the queue after attempt {run.attempts}",
         )
         return True
-    run.finished_at = now
     if why is StopReason.TIMEOUT:
-        run.status = CensusStatus.FAILED
-        run.error_code = "timeout"
-        run.error_message = N_(
-            "The census ran longer than the limit and was stopped; resume it to go on."
-        )
-        run.error_params = {}
+        jobstore.fail(run, now, "timeout", _SWEEP_MESSAGES[SweepAction.TIME_OUT])
         _record(session, None, run, EventTag.RUN_FAIL, "Census stopped at its time limit")
         return True
-    run.status = CensusStatus.CANCELLED
+    run.status, run.finished_at = CensusStatus.CANCELLED, now
     if why is StopReason.INTERRUPT:
         run.error_code = "interrupted"
         run.error_message = N_("The command line was interrupted; resume the census to go on.")
@@ -961,69 +918,24 @@ _SWEEP_MESSAGES = {
 
 def sweep(session: Session, limits: RunTimeouts, now: datetime | None = None) -> int:
     """Move every run that overstayed its state on (``domain.sweep_action``); how many."""
-    now = now or utcnow()
-    candidates = session.scalars(
-        select(CensusRun)
-        .where(
-            (
-                (CensusRun.status == CensusStatus.QUEUED)
-                & (CensusRun.queued_at < now - limits.queue_timeout)
-            )
-            | (
-                (CensusRun.status == CensusStatus.RUNNING)
-                & (
-                    (CensusRun.heartbeat_at < now - limits.heartbeat_stale)
-                    | (CensusRun.started_at < now - limits.max_run)
-                )
-            )
-        )
-        .order_by(CensusRun.queued_at)
-        .limit(100)
-        .with_for_update(skip_locked=True)
-    ).all()
-    moved = 0
-    for run in candidates:
-        clock = RunClock(
-            run.status,
-            run.queued_at,
-            run.started_at,
-            run.heartbeat_at,
-            run.cancel_requested_at is not None,
-            run.attempts,
-        )
-        action = sweep_action(clock, now, limits)
-        if action is None:
-            continue
-        moved += 1
-        stale = run.runner_id or "-"
+
+    def moved(run: CensusRun, action: SweepAction, stale: str) -> None:
         run.current_table, run.current_rows = None, 0
         if action is SweepAction.REQUEUE:
-            run.status, run.runner_id, run.heartbeat_at, run.queued_at = (
-                CensusStatus.QUEUED,
-                None,
-                None,
-                now,
-            )
-            _record(
-                session,
-                None,
-                run,
+            tag, summary = (
                 EventTag.RUN_REQUEUE,
                 f"Runner {stale} stopped beating; census back in the queue after attempt "
                 f"{run.attempts} ({run.tables_done + run.tables_failed} tables read)",
             )
-            continue
-        run.finished_at = now
-        if action is SweepAction.CANCEL:
-            run.status = CensusStatus.CANCELLED
-            _record(session, None, run, EventTag.RUN_CANCELLED, f"Runner {stale} lost; cancelled")
-            continue
-        run.status = CensusStatus.FAILED
-        run.error_code = str(action)
-        run.error_message = _SWEEP_MESSAGES[action]
-        run.error_params = {"attempts": str(run.attempts)}
-        _record(session, None, run, EventTag.RUN_FAIL, f"Census failed by the sweep: {action}")
-    return moved
+        elif action is SweepAction.CANCEL:
+            tag, summary = EventTag.RUN_CANCELLED, f"Runner {stale} lost; cancelled"
+        else:
+            tag, summary = EventTag.RUN_FAIL, f"Census failed by the sweep: {action}"
+        _record(session, None, run, tag, summary)
+
+    return jobstore.sweep(
+        session, CensusRun, limits, now or utcnow(), messages=_SWEEP_MESSAGES, moved=moved
+    )
 
 
 # --------------------------------------------------------------------------------------- exports

@@ -1,5 +1,6 @@
-"""Reaching a department's database: the URL checked and sealed, its schemas, tables, columns and
-row counts — what a census needs beyond the data plane's ``SqlTable`` (which reads the rows).
+"""Reaching a department's database: the URL checked and sealed, and the listing a census walks
+(schema by schema, tables then views) over the data plane's ``SqlDatabase``, which owns reading
+sources — schemas, tables, columns, row counts and the rows themselves.
 
 A URL carries the department's credentials, so it is only ever stored sealed (AES-GCM under a key
 derived from ``DATAFACTOR_SECRET_KEY`` for this purpose alone, as data set versions seal theirs)
@@ -10,32 +11,25 @@ source only when the operator allows it (``DATAFACTOR_SOURCE_ALLOW_SQLITE``): ot
 could read the server's own files, the control-plane database included.
 
 Row counts are exact (``COUNT(*)``): a census is the record of what a department holds, and a
-planner's estimate can be off by orders of magnitude on a table never analysed.
+planner's estimate can be off by orders of magnitude on a table never analysed. Each count runs
+under a statement timeout (``DATAFACTOR_CENSUS_COUNT_TIMEOUT_SECONDS``), so a huge or locked
+table is recorded as "count timed out" instead of hanging the run.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
-import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from datafactor.census.domain import TableKind
-from datafactor.dataplane import SourceUnavailable, SqlTable, check_source_url, redact_url
-from datafactor.errors import N_, InvalidInput, NotFound
-
-log = logging.getLogger("datafactor.census")
+from datafactor.dataplane import SqlColumn, SqlDatabase, SqlTable, check_source_url
+from datafactor.errors import N_, InvalidInput
 
 # What a census may connect to: the SQLAlchemy backend names.
 BACKENDS: Final = frozenset({"postgresql", "mysql", "sqlite"})
-# Schemas that hold the database's own catalogue, never a department's data.
-SYSTEM_SCHEMAS: Final = frozenset(
-    {"information_schema", "pg_catalog", "pg_toast", "mysql", "performance_schema", "sys"}
-)
 _SEAL_AAD: Final = b"census-source"
 
 MSG_BAD_URL: Final = N_(
@@ -52,9 +46,7 @@ MSG_DRIVER: Final = N_(
     "otherwise ask the operator to install the driver."
 )
 MSG_NO_FILE: Final = N_("The database file {path} does not exist.")
-MSG_UNREADABLE: Final = N_("The database {url} cannot be read: {reason}")
 MSG_NO_SCHEMA: Final = N_("The database {url} has no schema {schema}.")
-MSG_NO_TABLE: Final = N_("The database {url} has no table {table}.")
 MSG_SEALED: Final = N_(
     "The stored database address cannot be decrypted (the server's secret key changed). Resume "
     "the census giving the database URL again."
@@ -154,144 +146,61 @@ class ListedTable:
     kind: TableKind
 
 
-@dataclass(frozen=True)
-class ColumnInfo:
-    """A column as the database declares it."""
-
-    name: str
-    type: str
-    nullable: bool
-
-
-def _scrub(text: str, url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    with contextlib.suppress(Exception):
-        password = make_url(url).password
-        if password:
-            text = text.replace(str(password), "***")
-    return text.replace(url, redact_url(url))
+# A column as the database declares it (name, SQL type, nullable): the data plane's.
+ColumnInfo = SqlColumn
 
 
 class DepartmentDatabase:
-    """One department database, listed and counted over one engine (no pooled connections kept).
+    """One department database as a census reads it: the data plane's ``SqlDatabase`` (which
+    owns reaching and reading sources) with the census's listing order and schema check.
 
     ``close()`` when done; every method raises ``SourceUnavailable`` (password hidden) when the
     database cannot be reached or refuses a query.
     """
 
     def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
-        from sqlalchemy import create_engine
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.pool import NullPool
-
-        self._url = url.strip()
-        self.url = redact_url(self._url)
-        self.connect_timeout = connect_timeout
-        backend = make_url(self._url).get_backend_name()
-        connect_args: dict[str, Any] = {}
-        if backend in {"postgresql", "mysql"}:
-            connect_args["connect_timeout"] = connect_timeout
-        with self._errors():
-            self._engine = create_engine(self._url, poolclass=NullPool, connect_args=connect_args)
-        self.backend = backend
-
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
-
-        try:
-            yield
-        except NoSuchTableError as exc:
-            raise NotFound(MSG_NO_TABLE, url=self.url, table=str(exc)[:255]) from None
-        except SQLAlchemyError as exc:
-            orig = getattr(exc, "orig", None)
-            cause = str(orig if orig is not None else exc).strip()
-            reason = _scrub(cause.splitlines()[0] if cause else type(exc).__name__, self._url)
-            log.warning("census source %s unavailable: %s", self.url, reason)
-            raise SourceUnavailable(MSG_UNREADABLE, url=self.url, reason=reason[:500]) from None
-
-    def _inspector(self) -> Any:
-        from sqlalchemy import inspect
-
-        return inspect(self._engine)
+        self._database = SqlDatabase(url, connect_timeout=connect_timeout)
+        self.url = self._database.url
+        self.backend = self._database.backend
 
     def schemas(self, only: str | None = None) -> list[str]:
         """The schemas holding data (the catalogue's own left out), or just ``only``."""
-        with self._errors():
-            found = self._inspector().get_schema_names()
         if only is not None:
-            if only not in found:
+            if only not in self._database.schema_names():
                 raise InvalidInput(MSG_NO_SCHEMA, field="schema", url=self.url, schema=only)
             return [only]
-        return sorted(
-            s
-            for s in found
-            if s.lower() not in SYSTEM_SCHEMAS
-            and not s.lower().startswith(("pg_temp", "pg_toast_temp"))
-        )
+        return self._database.data_schemas()
 
     def listing(self, only: str | None = None) -> tuple[list[str], list[ListedTable]]:
         """The schemas, and every table and view in them: schema by schema, tables by name,
         then views by name."""
-        tables: list[ListedTable] = []
+        listed: list[ListedTable] = []
         schemas = self.schemas(only)
-        with self._errors():
-            inspector = self._inspector()
-            for schema in schemas:
-                names = inspector.get_table_names(schema=schema)
-                views = inspector.get_view_names(schema=schema)
-                tables += [ListedTable(schema, n, TableKind.TABLE) for n in sorted(names)]
-                tables += [ListedTable(schema, n, TableKind.VIEW) for n in sorted(views)]
-        return schemas, tables
+        for schema in schemas:
+            tables, views = self._database.relations(schema)
+            listed += [ListedTable(schema, n, TableKind.TABLE) for n in tables]
+            listed += [ListedTable(schema, n, TableKind.VIEW) for n in views]
+        return schemas, listed
 
     def columns(self, schema: str, table: str) -> list[ColumnInfo]:
         """The columns as declared: name, SQL type, whether NULL is allowed."""
-        with self._errors():
-            declared = self._inspector().get_columns(table, schema=schema)
-        out = []
-        for column in declared:
-            kind = column.get("type")
-            try:
-                type_text = kind.compile(dialect=self._engine.dialect)
-            except Exception:  # a type the dialect cannot render (NullType, a plugin's type)
-                type_text = type(kind).__name__
-            name = str(column["name"])
-            if self.backend == "mysql":
-                name = name.replace("``", "`")  # SQLAlchemy keeps MySQL's doubled backtick
-            out.append(ColumnInfo(name, str(type_text)[:128], bool(column.get("nullable", True))))
-        return out
+        return self._database.columns(schema, table)
 
-    def count_rows(self, schema: str, table: str) -> int:
-        """``COUNT(*)`` of the table (exact; a full scan on most databases)."""
-        from sqlalchemy import func, select
-        from sqlalchemy import table as sql_table
-
-        with self._errors(), self._engine.connect() as conn:
-            query = select(func.count()).select_from(sql_table(table, schema=schema))
-            return int(conn.execute(query).scalar_one())
+    def count_rows(self, schema: str, table: str, *, timeout: float | None = None) -> int:
+        """``COUNT(*)`` of the table (exact; a full scan on most databases), stopped with
+        ``CountTimedOut`` after ``timeout`` seconds."""
+        return self._database.count_rows(schema, table, timeout=timeout)
 
     def open_table(self, schema: str, table: str) -> SqlTable:
         """The table's rows as a data plane ``SqlTable`` (the caller closes it)."""
-        with self._errors():
-            return SqlTable(
-                self._url, table, schema=schema, name=table, connect_timeout=self.connect_timeout
-            )
+        return self._database.open_table(schema, table)
 
     def reachable(self) -> bool:
         """Whether the database answers at all (tells a table's refusal from an outage)."""
-        from sqlalchemy import text
-        from sqlalchemy.exc import SQLAlchemyError
-
-        try:
-            with self._engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except SQLAlchemyError:
-            return False
-        return True
+        return self._database.reachable()
 
     def close(self) -> None:
-        self._engine.dispose()
+        self._database.close()
 
     def __enter__(self) -> DepartmentDatabase:
         return self

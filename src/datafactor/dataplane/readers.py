@@ -1106,6 +1106,216 @@ def sql_tables(url: str, *, schema: str | None = None, connect_timeout: int = 10
         engine.dispose()
 
 
+# ------------------------------------------------------------------- a live database's catalogue
+
+# Schemas that hold the database's own catalogue, never an owner's data.
+SYSTEM_SCHEMAS: Final = frozenset(
+    {"information_schema", "pg_catalog", "pg_toast", "mysql", "performance_schema", "sys"}
+)
+# Error codes of a statement stopped at its time limit: MySQL's max_execution_time, MariaDB's
+# max_statement_time; PostgreSQL's query_canceled (SQLSTATE 57014).
+_MYSQL_TIMEOUT_ERRORS: Final = frozenset({3024, 1969})
+_PG_QUERY_CANCELED: Final = "57014"
+
+
+class CountTimedOut(SourceUnavailable):
+    """Counting a table's rows took longer than allowed (a huge or locked table) and was stopped."""
+
+    status = 504
+    code = "count-timeout"
+    title = N_("Counting the rows took too long")
+
+
+@dataclass(frozen=True)
+class SqlColumn:
+    """A column as the database declares it: name, SQL type, whether NULL is allowed."""
+
+    name: str
+    type: str
+    nullable: bool
+
+
+class SqlDatabase:
+    """A live database's catalogue over one engine (no pooled connections kept): its schemas,
+    the tables and views in each, their columns, and exact row counts.
+
+    ``close()`` when done (or use it as a context manager). Every method raises
+    ``SourceUnavailable`` (password hidden) when the database cannot be reached or refuses a
+    query, ``NotFound`` for a table that does not exist.
+    """
+
+    def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
+        self._url = url.strip()
+        self.url = redact_url(self._url)
+        self.connect_timeout = connect_timeout
+        self._engine = _sql_engine(self._url, connect_timeout)
+        self.backend: str = self._engine.dialect.name
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        from sqlalchemy.exc import NoSuchTableError
+
+        try:
+            with _database_errors(self._url):
+                yield
+        except NoSuchTableError as exc:
+            raise NotFound(
+                N_("The database {url} has no table {table}."), url=self.url, table=str(exc)[:255]
+            ) from None
+
+    def _inspector(self) -> Any:
+        from sqlalchemy import inspect
+
+        return inspect(self._engine)
+
+    def schema_names(self) -> list[str]:
+        """Every schema, the catalogue's own included, as the database lists them."""
+        with self._errors():
+            return list(self._inspector().get_schema_names())
+
+    def data_schemas(self) -> list[str]:
+        """The schemas that can hold data (the catalogue's own and temporary ones left out),
+        sorted."""
+        return sorted(
+            s
+            for s in self.schema_names()
+            if s.lower() not in SYSTEM_SCHEMAS
+            and not s.lower().startswith(("pg_temp", "pg_toast_temp"))
+        )
+
+    def relations(self, schema: str | None) -> tuple[list[str], list[str]]:
+        """The tables and the views of one schema, each sorted by name."""
+        with self._errors():
+            inspector = self._inspector()
+            tables = inspector.get_table_names(schema=schema)
+            views = inspector.get_view_names(schema=schema)
+        return sorted(tables), sorted(views)
+
+    def columns(self, schema: str | None, table: str) -> list[SqlColumn]:
+        """The columns of a table or view as declared: name, SQL type, whether NULL is allowed."""
+        with self._errors():
+            declared = self._inspector().get_columns(table, schema=schema)
+        out = []
+        for column in declared:
+            kind = column.get("type")
+            try:
+                type_text = kind.compile(dialect=self._engine.dialect)
+            except Exception:  # a type the dialect cannot render (NullType, a plugin's type)
+                type_text = type(kind).__name__
+            name = str(column["name"])
+            if self.backend in _MYSQL_DIALECTS:
+                name = name.replace("``", "`")  # SQLAlchemy keeps MySQL's doubled backtick
+            out.append(SqlColumn(name, str(type_text)[:128], bool(column.get("nullable", True))))
+        return out
+
+    def count_rows(self, schema: str | None, table: str, *, timeout: float | None = None) -> int:
+        """``COUNT(*)`` of a table or view: exact, a full scan on most databases.
+
+        ``timeout`` (seconds) bounds the statement, and on SQLite the wait for a lock too:
+        PostgreSQL's ``statement_timeout`` for this transaction, MySQL's ``max_execution_time``
+        or MariaDB's ``max_statement_time`` for this (unpooled) connection, SQLite's progress
+        handler and busy timeout. Past it the count is stopped and ``CountTimedOut`` raised.
+        """
+        from sqlalchemy import func, select
+        from sqlalchemy import table as sql_table
+
+        query = select(func.count()).select_from(sql_table(table, schema=schema))
+        name = f"{schema}.{table}" if schema else table
+        with (
+            self._errors(),
+            self._engine.connect() as conn,
+            conn.begin(),
+            _statement_timeout(conn, timeout, name),
+        ):
+            return int(conn.execute(query).scalar_one())
+
+    def open_table(self, schema: str | None, table: str) -> SqlTable:
+        """The rows of a table or view as a ``SqlTable`` (the caller closes it)."""
+        return SqlTable(
+            self._url, table, schema=schema, name=table, connect_timeout=self.connect_timeout
+        )
+
+    def reachable(self) -> bool:
+        """Whether the database answers at all (tells one table's refusal from an outage)."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> SqlDatabase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _statement_timeout(conn: Any, seconds: float | None, name: str) -> Iterator[None]:
+    """Bound the statements run inside (see ``SqlDatabase.count_rows``); ``CountTimedOut`` when
+    one is stopped at the limit."""
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    if seconds is None:
+        yield
+        return
+    dialect = conn.dialect.name
+    millis = max(1, int(seconds * 1000))
+    raw: Any = None
+    deadline = time.monotonic() + seconds
+    if dialect == "postgresql":
+        conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(millis)})
+    elif dialect in _MYSQL_DIALECTS:
+        if getattr(conn.dialect, "is_mariadb", False):
+            conn.execute(text(f"SET SESSION max_statement_time = {seconds:.3f}"))
+        else:
+            conn.execute(text(f"SET SESSION max_execution_time = {millis}"))
+    elif dialect == "sqlite":
+        raw = conn.connection.driver_connection
+        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {millis}")
+    try:
+        yield
+    except DBAPIError as exc:
+        if not _timed_out(exc, dialect):
+            raise
+        raise CountTimedOut(
+            N_(
+                "Counting the rows of {table} took longer than {seconds} seconds (a very large "
+                "or locked table) and was stopped."
+            ),
+            table=name,
+            seconds=f"{seconds:g}",
+        ) from None
+    finally:
+        if raw is not None:
+            raw.set_progress_handler(None, 0)
+
+
+def _timed_out(exc: Any, dialect: str) -> bool:
+    orig = getattr(exc, "orig", None)
+    if dialect == "postgresql":
+        return getattr(orig, "sqlstate", None) == _PG_QUERY_CANCELED
+    if dialect in _MYSQL_DIALECTS:
+        args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+        return bool(args) and args[0] in _MYSQL_TIMEOUT_ERRORS
+    if dialect == "sqlite":
+        # Only the progress handler interrupts, and a lock is reported only after busy_timeout.
+        text = str(orig).lower()
+        return "interrupted" in text or "locked" in text
+    return False
+
+
 _PY_ARROW: dict[type, pa.DataType] = {
     bool: pa.bool_(),
     int: pa.int64(),

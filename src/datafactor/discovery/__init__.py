@@ -37,6 +37,7 @@ from datafactor.discovery.grading import (
     grade,
     load_grading_rules,
 )
+from datafactor.discovery.jobs import run_pending
 from datafactor.discovery.recognizers import (
     CHECK_DIGIT_TYPES,
     ENTITY_TYPES,
@@ -156,6 +157,7 @@ __all__ = [
     "require_trustee",
     "review_detection",
     "reviewed_report",
+    "run_pending",
     "scan_batches",
     "scan_column",
     "scan_source",

@@ -1,5 +1,7 @@
 """The scan runner: one background thread per server process that runs queued scan jobs and
-de-identification jobs.
+de-identification jobs, on the job framework every background job shares (``datafactor.jobs``:
+the loop, the heartbeat thread, the claim and the sweep); what is discovery's is what a job does
+and what it stores.
 
 A runner loops: sweep the jobs whose state lasted too long (``services.sweep``: stale heartbeats
 go back to the queue, expired jobs fail), claim the oldest queued job atomically
@@ -33,15 +35,13 @@ a background thread would only add waiting.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from datafactor import dataplane
 from datafactor.db import Database
@@ -54,12 +54,13 @@ from datafactor.discovery.deidentification import (
 from datafactor.discovery.grading import GradingMetadata
 from datafactor.discovery.scan import ScanCancelled, ScanReport, scan_source
 from datafactor.discovery.tokens import trustee_keys
-from datafactor.discovery.workflow import JobTimeouts, ScanMode
+from datafactor.discovery.workflow import ScanMode
 from datafactor.errors import N_, DomainError
-from datafactor.settings import Environment, Settings
+from datafactor.jobs import runner as jobrunner
+from datafactor.jobs.state import Beat, JobTimeouts, StopReason
+from datafactor.settings import Settings
 
 log = logging.getLogger("datafactor.discovery.jobs")
-_T = TypeVar("_T")
 
 MSG_INTERNAL = N_(
     "The scan stopped on an unexpected error (it was logged). Try again, or tell the operator."
@@ -71,23 +72,15 @@ MSG_DEID_INTERNAL = N_(
 
 
 def timeouts(settings: Settings) -> JobTimeouts:
-    return JobTimeouts(
-        heartbeat_stale=timedelta(seconds=settings.scan_stale_seconds),
-        queue_timeout=timedelta(minutes=settings.scan_queue_timeout_minutes),
-        max_run=timedelta(minutes=settings.scan_max_run_minutes),
-        max_attempts=settings.scan_max_attempts,
-    )
+    return jobrunner.timeouts(settings, settings.scan_max_run_minutes)
 
 
 def runner_enabled(settings: Settings) -> bool:
     """Whether this process runs a background runner (``DATAFACTOR_SCAN_RUNNER``)."""
-    if settings.scan_runner == "auto":
-        return settings.environment is not Environment.TEST
-    return settings.scan_runner == "on"
+    return jobrunner.runner_enabled(settings.scan_runner, settings)
 
 
-def new_runner_id() -> str:
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"[:64]
+new_runner_id = jobrunner.new_runner_id
 
 
 @dataclass
@@ -96,7 +89,7 @@ class _Progress:
 
     rows_done: int = 0
     rows_total: int | None = None
-    stop: str | None = None
+    stop: StopReason | None = None
 
     def update(self, rows_done: int, rows_total: int | None) -> None:
         self.rows_done, self.rows_total = rows_done, rows_total
@@ -127,8 +120,10 @@ def _report_json(report: ScanReport, metadata: GradingMetadata) -> dict[str, Any
     return data
 
 
-class ScanRunner:
+class ScanRunner(jobrunner.JobRunner):
     """Runs queued scan jobs of one database; ``start`` for a background thread."""
+
+    name = "scan-runner"
 
     def __init__(
         self,
@@ -138,52 +133,12 @@ class ScanRunner:
         *,
         runner_id: str | None = None,
     ) -> None:
-        self.db = db
-        self.settings = settings
+        super().__init__(db, settings, runner_id=runner_id, log=log)
         self.store = store or dataplane.blob_store(settings)
-        self.runner_id = runner_id or new_runner_id()
         self.limits = timeouts(settings)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._current: _Progress | None = None
         self._next_upload_sweep = 0.0
         self._scan_first = True
         self.jobs_run = 0
-
-    # ------------------------------------------------------------------------- lifecycle
-
-    def start(self) -> ScanRunner:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._loop, name=f"scan-runner-{self.runner_id}", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current scan is handed back to the queue."""
-        self._stop.set()
-        current = self._current
-        if current is not None:
-            current.stop = "shutdown"
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                ran = self.run_once()
-            except Exception:  # a database outage must not kill the runner; retry after a pause
-                log.exception("scan runner %s: an iteration failed", self.runner_id)
-                ran = False
-            if not ran:
-                self._stop.wait(self.settings.scan_poll_seconds)
 
     # --------------------------------------------------------------------------- one job
 
@@ -231,75 +186,40 @@ class ScanRunner:
         if claimed is None:
             return False
         progress = _Progress()
-        outcome = self._with_heart(
-            claimed.job_id,
-            services.DEIDENTIFICATIONS,
+        outcome = self.with_heart(
+            f"de-identification {claimed.job_id}",
             progress,
+            self._beat_of(claimed.job_id, services.DEIDENTIFICATIONS, progress),
             lambda: self._deidentify(claimed, progress),
         )
         self._record_deidentification(claimed, progress, outcome)
         return True
 
-    def run_pending(self, max_jobs: int = 1000) -> int:
-        """Run queued jobs in this thread until none is left; how many ran."""
-        count = 0
-        while count < max_jobs and self.run_once():
-            count += 1
-        return count
-
     def _execute(self, claimed: services.ClaimedJob) -> None:
         progress = _Progress()
-        outcome = self._with_heart(
-            claimed.job_id, services.SCANS, progress, lambda: self._scan(claimed, progress)
+        outcome = self.with_heart(
+            f"scan {claimed.job_id}",
+            progress,
+            self._beat_of(claimed.job_id, services.SCANS, progress),
+            lambda: self._scan(claimed, progress),
         )
         self._record(claimed, progress, outcome)
 
-    def _with_heart(
-        self,
-        job_id: str,
-        kind: services.JobKind,
-        progress: _Progress,
-        work: Callable[[], _T],
-    ) -> _T:
-        """Run ``work`` while a second thread beats the job's heart."""
-        self._current = progress
-        if self._stop.is_set():
-            progress.stop = "shutdown"
-        beat = threading.Event()
-        heart = threading.Thread(
-            target=self._beat,
-            args=(job_id, kind, progress, beat),
-            name=f"job-heartbeat-{job_id[:8]}",
-            daemon=True,
-        )
-        heart.start()
-        try:
-            return work()
-        finally:
-            beat.set()
-            heart.join()
-            self._current = None
+    def _beat_of(
+        self, job_id: str, kind: services.JobKind, progress: _Progress
+    ) -> Callable[[Session], Beat]:
+        def beat(session: Session) -> Beat:
+            return services.heartbeat(
+                session,
+                job_id,
+                self.runner_id,
+                rows_done=progress.rows_done,
+                rows_total=progress.rows_total,
+                limits=self.limits,
+                kind=kind,
+            )
 
-    def _beat(
-        self, job_id: str, kind: services.JobKind, progress: _Progress, done: threading.Event
-    ) -> None:
-        while not done.wait(self.settings.scan_heartbeat_seconds):
-            try:
-                with self.db.write() as session:
-                    answer = services.heartbeat(
-                        session,
-                        job_id,
-                        self.runner_id,
-                        rows_done=progress.rows_done,
-                        rows_total=progress.rows_total,
-                        limits=self.limits,
-                        kind=kind,
-                    )
-            except Exception:  # the next beat retries; the sweep covers a long outage
-                log.exception("job %s: heartbeat failed", job_id)
-                continue
-            if answer.stop and progress.stop is None:
-                progress.stop = answer.why
+        return beat
 
     def _scan(
         self, claimed: services.ClaimedJob, progress: _Progress

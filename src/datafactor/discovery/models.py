@@ -1,4 +1,5 @@
-"""Discovery tables: scan jobs, reviewers' decisions, de-identification jobs and detokenisations."""
+"""Discovery tables: scan jobs, reviewers' decisions, de-identification jobs, detokenisations and
+each trustee party's detokenisation quota row."""
 
 from __future__ import annotations
 
@@ -24,15 +25,16 @@ from datafactor.db import ID, Base, UTCDateTime, new_id, utcnow
 class ScanJob(Base):
     """One scan of one data set version, run in the background (see ``jobs.py``).
 
-    ``status`` walks queued → running → succeeded | failed | cancelled. A runner that claims the
-    job writes its id to ``runner_id`` and refreshes ``heartbeat_at`` while it works; a running job
-    whose heartbeat went stale is given back to the queue (``attempts`` counts the claims). The
-    report JSON is loaded only when asked for (deferred): progress polling reads the small row.
+        ``status`` walks queued → running → succeeded | failed | cancelled. A runner that claims the
+        job writes its id to ``runner_id`` and refreshes ``heartbeat_at`` while it works; a running job
+        whose heartbeat went stale is given back to the queue (``attempts`` counts the claims;
+    ``queued_at`` says when it last entered the queue, where the queue timeout counts from). The
+        report JSON is loaded only when asked for (deferred): progress polling reads the small row.
     """
 
     __tablename__ = "scan_job"
     __table_args__ = (
-        Index("ix_scan_job_status_requested", "status", "requested_at"),
+        Index("ix_scan_job_status_queued", "status", "queued_at"),
         Index("ix_scan_job_version_requested", "version_id", "requested_at"),
     )
 
@@ -46,6 +48,8 @@ class ScanJob(Base):
     requested_by: Mapped[str | None] = mapped_column(ID)
     requested_by_name: Mapped[str] = mapped_column(String(64))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When it last entered the queue (request, requeue, shutdown): the queue timeout counts from it.
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     runner_id: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -104,7 +108,7 @@ class DeidentificationJob(Base):
 
     __tablename__ = "deidentification_job"
     __table_args__ = (
-        Index("ix_deidentification_job_status_requested", "status", "requested_at"),
+        Index("ix_deidentification_job_status_queued", "status", "queued_at"),
         Index("ix_deidentification_job_version_requested", "version_id", "requested_at"),
     )
 
@@ -125,6 +129,8 @@ class DeidentificationJob(Base):
     requested_by: Mapped[str | None] = mapped_column(ID)
     requested_by_name: Mapped[str] = mapped_column(String(64))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When it last entered the queue (request, requeue, shutdown): the queue timeout counts from it.
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     runner_id: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -159,3 +165,16 @@ class Detokenisation(Base):
     column_name: Mapped[str] = mapped_column(String(255))
     count: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DetokenisationQuota(Base):
+    """One row per trustee party that ever reversed tokens: the row a reversal locks (``SELECT …
+    FOR UPDATE``) before it counts the party's reversals of the last hour, so two requests of one
+    party at the same moment cannot both pass the hourly limit. It also keeps the party's running
+    total and when it last reversed."""
+
+    __tablename__ = "detokenisation_quota"
+
+    party_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    reversed_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -15,9 +15,10 @@ change and its audit event land together. Two kinds of caller:
   that lost its job (force-cancelled, or given to another runner after a stall) can never
   overwrite the outcome.
 
-Claiming is atomic with several runners in several processes: on PostgreSQL the queued row is
-taken with ``FOR UPDATE SKIP LOCKED`` (two runners never wait on, or both take, the same job); on
-SQLite the write transaction itself holds the database's write lock (``BEGIN IMMEDIATE``).
+The state machine, the claim, the ownership check, the heartbeat and the sweep are every
+background job's (``datafactor.jobs``): claiming is atomic with several runners in several
+processes, and a job re-queued after its runner vanished counts its queue timeout from when it
+went back (``queued_at``). ``JobKind`` says what differs between scans and de-identifications.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, undefer
@@ -50,6 +51,7 @@ from datafactor.discovery.models import (
     DeidentificationJob,
     DetectionReview,
     Detokenisation,
+    DetokenisationQuota,
     ScanJob,
 )
 from datafactor.discovery.recognizers import ColumnFinding, load_pii_rules
@@ -58,23 +60,20 @@ from datafactor.discovery.workflow import (
     ACTIVE,
     FINAL,
     EventTag,
-    JobClock,
-    JobTimeouts,
     ReportView,
     Review,
     ReviewDecision,
     ScanMode,
     ScanStatus,
-    SweepAction,
     apply_reviews,
     check_reason,
     check_review,
     check_token_count,
-    overran,
-    sweep_action,
     trustee_refusal,
 )
 from datafactor.errors import N_, Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from datafactor.jobs import store as jobstore
+from datafactor.jobs.state import Beat, JobTimeouts, StopReason, SweepAction
 from datafactor.permissions import Permission, Principal
 
 P = Permission
@@ -291,6 +290,54 @@ def _final_state_conflict(job: ScanJob) -> Conflict:
     )
 
 
+def _cancel_job(session: Session, principal: Principal, job: Job, kind: JobKind) -> None:
+    """Ask a job to stop (checked by the caller): a queued one ends at once, a running one at
+    its runner's next check (within a heartbeat)."""
+    if jobstore.request_cancel(job, principal.username, utcnow()):
+        tag, summary = kind.cancelled, f"Queued {kind.noun.lower()} cancelled"
+    else:
+        tag, summary = kind.cancel_request, f"Cancel of a running {kind.noun.lower()} requested"
+    audit.record(
+        session,
+        actor=principal,
+        action=tag,
+        object_type=kind.object_type,
+        object_id=job.id,
+        party_id=job.party_id,
+        summary=f"{summary} ({kind.about(job)})",
+    )
+
+
+def _force_cancel_job(
+    session: Session, principal: Principal, job: Job, kind: JobKind, reason: str
+) -> None:
+    """An administrator ends a job now, whatever its runner is doing (the audited way out of any
+    state). The runner, if alive, notices at its next heartbeat and stops without writing.
+
+    A party's admin ends its own party's jobs; only the platform's administrator (the exchange
+    operator) ends another party's — a regulator reads across parties but changes nothing."""
+    _require(
+        principal,
+        P.DISCOVERY_SCAN_FORCE
+        if job.party_id == principal.party_id
+        else P.DISCOVERY_SCAN_FORCE_ALL,
+    )
+    reason = check_reason(reason)
+    if job.status in FINAL:
+        raise kind.ended(job)
+    previous = jobstore.force_cancel(job, principal.username, reason, utcnow())
+    audit.record(
+        session,
+        actor=principal,
+        action=kind.force_cancel,
+        object_type=kind.object_type,
+        object_id=job.id,
+        party_id=job.party_id,
+        summary=f"{kind.noun} force-cancelled while {previous} (runner {job.runner_id or '-'})",
+        reasons=[reason],
+    )
+
+
 def cancel_scan(session: Session, principal: Principal, job_id: str) -> ScanJob:
     """Ask a scan to stop: a queued one is cancelled at once, a running one at its runner's next
     check (within a heartbeat)."""
@@ -300,61 +347,14 @@ def cancel_scan(session: Session, principal: Principal, job_id: str) -> ScanJob:
         raise Forbidden(N_("Only the party that holds a data set can cancel its scans."))
     if job.status in FINAL:
         raise _final_state_conflict(job)
-    now = utcnow()
-    if job.cancel_requested_at is None:
-        job.cancel_requested_at, job.cancel_requested_by = now, principal.username
-    if job.status == ScanStatus.QUEUED:
-        job.status, job.finished_at = ScanStatus.CANCELLED, now
-        tag, summary = EventTag.SCAN_CANCELLED, "Queued scan cancelled"
-    else:
-        tag, summary = EventTag.SCAN_CANCEL_REQUEST, "Cancel of a running scan requested"
-    audit.record(
-        session,
-        actor=principal,
-        action=tag,
-        object_type="scan_job",
-        object_id=job.id,
-        party_id=job.party_id,
-        summary=f"{summary} (version {job.version_number}, {job.mode})",
-    )
+    _cancel_job(session, principal, job, SCANS)
     return job
 
 
 def force_cancel_scan(session: Session, principal: Principal, job_id: str, reason: str) -> ScanJob:
-    """An administrator ends a scan now, whatever its runner is doing (the audited way out of any
-    state). The runner, if alive, notices at its next heartbeat and stops without writing."""
+    """An administrator ends a scan now (see ``_force_cancel_job``)."""
     job = get_scan(session, principal, job_id, for_update=True)
-    # A party's admin ends its own party's scans; only the platform's administrator (the exchange
-    # operator) ends another party's — a regulator reads across parties but changes nothing.
-    _require(
-        principal,
-        P.DISCOVERY_SCAN_FORCE
-        if job.party_id == principal.party_id
-        else P.DISCOVERY_SCAN_FORCE_ALL,
-    )
-    reason = check_reason(reason)
-    if job.status in FINAL:
-        raise _final_state_conflict(job)
-    previous = job.status
-    now = utcnow()
-    job.status, job.finished_at = ScanStatus.CANCELLED, now
-    job.cancel_requested_at = job.cancel_requested_at or now
-    job.cancel_requested_by = principal.username
-    job.error_code, job.error_message, job.error_params = (
-        "force-cancelled",
-        N_("Force-cancelled by {user}: {reason}"),
-        {"user": principal.username, "reason": reason},
-    )
-    audit.record(
-        session,
-        actor=principal,
-        action=EventTag.SCAN_FORCE_CANCEL,
-        object_type="scan_job",
-        object_id=job.id,
-        party_id=job.party_id,
-        summary=f"Scan force-cancelled while {previous} (runner {job.runner_id or '-'})",
-        reasons=[reason],
-    )
+    _force_cancel_job(session, principal, job, SCANS, reason)
     return job
 
 
@@ -883,23 +883,7 @@ def cancel_deidentification(
         raise Forbidden(N_("Only the party that holds a data set can cancel its jobs."))
     if job.status in FINAL:
         raise _final_job_conflict(job)
-    now = utcnow()
-    if job.cancel_requested_at is None:
-        job.cancel_requested_at, job.cancel_requested_by = now, principal.username
-    if job.status == ScanStatus.QUEUED:
-        job.status, job.finished_at = ScanStatus.CANCELLED, now
-        tag, summary = EventTag.DEID_CANCELLED, "Queued de-identification cancelled"
-    else:
-        tag, summary = EventTag.DEID_CANCEL_REQUEST, "Cancel of a running de-identification"
-    audit.record(
-        session,
-        actor=principal,
-        action=tag,
-        object_type="deidentification_job",
-        object_id=job.id,
-        party_id=job.party_id,
-        summary=f"{summary} (version {job.version_number})",
-    )
+    _cancel_job(session, principal, job, DEIDENTIFICATIONS)
     return job
 
 
@@ -916,36 +900,7 @@ def force_cancel_deidentification(
 ) -> DeidentificationJob:
     """An administrator ends a de-identification now (the same rights as for scans)."""
     job = get_deidentification(session, principal, job_id, for_update=True)
-    _require(
-        principal,
-        P.DISCOVERY_SCAN_FORCE
-        if job.party_id == principal.party_id
-        else P.DISCOVERY_SCAN_FORCE_ALL,
-    )
-    reason = check_reason(reason)
-    if job.status in FINAL:
-        raise _final_job_conflict(job)
-    previous = job.status
-    now = utcnow()
-    job.status, job.finished_at = ScanStatus.CANCELLED, now
-    job.cancel_requested_at = job.cancel_requested_at or now
-    job.cancel_requested_by = principal.username
-    job.error_code, job.error_message, job.error_params = (
-        "force-cancelled",
-        N_("Force-cancelled by {user}: {reason}"),
-        {"user": principal.username, "reason": reason},
-    )
-    audit.record(
-        session,
-        actor=principal,
-        action=EventTag.DEID_FORCE_CANCEL,
-        object_type="deidentification_job",
-        object_id=job.id,
-        party_id=job.party_id,
-        summary=f"De-identification force-cancelled while {previous} "
-        f"(runner {job.runner_id or '-'})",
-        reasons=[reason],
-    )
+    _force_cancel_job(session, principal, job, DEIDENTIFICATIONS, reason)
     return job
 
 
@@ -960,6 +915,35 @@ def _tokenised_columns(job: DeidentificationJob) -> dict[str, Mapping[str, Any]]
         for c in columns
         if isinstance(c, Mapping) and c.get("technique") == Technique.TOKENISE
     }
+
+
+def _lock_quota(session: Session, party_id: str) -> DetokenisationQuota:
+    """The party's quota row, created if missing and locked until the transaction ends.
+
+    Counting the last hour's reversals and adding this one must not interleave with another
+    request of the same party: on PostgreSQL two transactions would both count the same total
+    and both pass the limit. The row lock makes the second wait for the first to commit; under
+    READ COMMITTED its count, a later statement, then sees the first one's reversal. On SQLite
+    the write transaction (``BEGIN IMMEDIATE``) already serialises every writer.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(
+            pg_insert(DetokenisationQuota)
+            .values(party_id=party_id, reversed_total=0)
+            .on_conflict_do_nothing(index_elements=["party_id"])
+        )
+    elif session.get(DetokenisationQuota, party_id) is None:
+        session.add(DetokenisationQuota(party_id=party_id, reversed_total=0))
+        session.flush()
+    return session.execute(
+        select(DetokenisationQuota)
+        .where(DetokenisationQuota.party_id == party_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def detokenise_values(
@@ -1012,6 +996,7 @@ def detokenise_values(
     trustee = str(params.get("trustee"))
     require_trustee(principal, trustee)
     check_token_count(len(tokens), max_per_call)
+    quota = _lock_quota(session, principal.party_id)
     done = session.scalar(
         select(func.coalesce(func.sum(Detokenisation.count), 0)).where(
             Detokenisation.party_id == principal.party_id,
@@ -1029,6 +1014,8 @@ def detokenise_values(
         )
     values = detokenise(tokens, trustee=trustee, keys=keys, context=str(params.get("context", "")))
     count = sum(1 for t in tokens if t is not None)
+    quota.reversed_total += count
+    quota.last_at = now
     session.add(
         Detokenisation(
             party_id=principal.party_id,
@@ -1067,7 +1054,7 @@ Job = ScanJob | DeidentificationJob
 class JobKind:
     """What differs between the two kinds of background job the runners share: the table, the
     audit tags, the noun of summaries and the messages of the sweep. The state machine, its
-    timeouts and the ownership rules (``workflow.py``) are the same."""
+    timeouts and the ownership rules are every background job's (``datafactor.jobs``)."""
 
     model: type[ScanJob] | type[DeidentificationJob]
     object_type: str
@@ -1076,9 +1063,30 @@ class JobKind:
     fail: EventTag
     cancelled: EventTag
     requeue: EventTag
+    cancel_request: EventTag
+    force_cancel: EventTag
     msg_timeout: str
     msg_give_up: str
     msg_expire: str
+
+    def about(self, job: Job) -> str:
+        """What an audit summary says of the job."""
+        mode = getattr(job, "mode", None) if self.model is ScanJob else None
+        return f"version {job.version_number}" + (f", {mode}" if mode else "")
+
+    def ended(self, job: Job) -> Conflict:
+        """The refusal of a change to a job that already ended."""
+        if isinstance(job, ScanJob):
+            return _final_state_conflict(job)
+        return _final_job_conflict(job)
+
+    @property
+    def sweep_messages(self) -> dict[SweepAction, str]:
+        return {
+            SweepAction.GIVE_UP: self.msg_give_up,
+            SweepAction.TIME_OUT: self.msg_timeout,
+            SweepAction.EXPIRE: self.msg_expire,
+        }
 
 
 SCANS: Final = JobKind(
@@ -1089,6 +1097,8 @@ SCANS: Final = JobKind(
     EventTag.SCAN_FAIL,
     EventTag.SCAN_CANCELLED,
     EventTag.SCAN_REQUEUE,
+    EventTag.SCAN_CANCEL_REQUEST,
+    EventTag.SCAN_FORCE_CANCEL,
     N_("The scan ran longer than the limit and was stopped."),
     N_("The scan was interrupted {attempts} times (its runner stopped); try again later."),
     N_(
@@ -1104,6 +1114,8 @@ DEIDENTIFICATIONS: Final = JobKind(
     EventTag.DEID_FAIL,
     EventTag.DEID_CANCELLED,
     EventTag.DEID_REQUEUE,
+    EventTag.DEID_CANCEL_REQUEST,
+    EventTag.DEID_FORCE_CANCEL,
     N_("The de-identification ran longer than the limit and was stopped."),
     N_(
         "The de-identification was interrupted {attempts} times (its runner stopped); try "
@@ -1168,23 +1180,10 @@ def scan_metadata(session: Session, job: ScanJob) -> dict[str, Any]:
 
 
 def _claim(session: Session, kind: JobKind, runner_id: str, now: datetime) -> Job | None:
-    """The oldest queued job of ``kind``, now running for ``runner_id`` (atomically)."""
-    model = kind.model
-    job = cast(
-        "Job | None",
-        session.execute(
-            select(model)
-            .where(model.status == ScanStatus.QUEUED)
-            .order_by(model.requested_at, model.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        ).scalar_one_or_none(),
-    )
+    """The job of ``kind`` longest in the queue, now running for ``runner_id`` (atomically)."""
+    job: Job | None = jobstore.claim_oldest(session, kind.model, runner_id, now)
     if job is None:
         return None
-    job.status, job.runner_id = ScanStatus.RUNNING, runner_id[:64]
-    job.started_at = job.heartbeat_at = now
-    job.attempts += 1
     job.rows_done, job.rows_total = 0, None
     _system_event(
         session,
@@ -1198,7 +1197,8 @@ def _claim(session: Session, kind: JobKind, runner_id: str, now: datetime) -> Jo
 
 
 def claim_next(session: Session, runner_id: str, now: datetime | None = None) -> ClaimedJob | None:
-    """Take the oldest queued scan job for ``runner_id`` (atomically; see the module docstring)."""
+    """Take the scan job longest in the queue for ``runner_id`` (atomically; see
+    ``datafactor.jobs.store``)."""
     job = _claim(session, SCANS, runner_id, now or utcnow())
     if job is None:
         return None
@@ -1215,24 +1215,8 @@ def claim_next(session: Session, runner_id: str, now: datetime | None = None) ->
 
 
 def _owned(session: Session, job_id: str, runner_id: str, kind: JobKind = SCANS) -> Job | None:
-    model = kind.model
-    job = cast(
-        "Job | None",
-        session.execute(
-            select(model).where(model.id == job_id).with_for_update()
-        ).scalar_one_or_none(),
-    )
-    if job is None or job.status != ScanStatus.RUNNING or job.runner_id != runner_id[:64]:
-        return None
+    job: Job | None = jobstore.owned(session, kind.model, job_id, runner_id)
     return job
-
-
-@dataclass(frozen=True)
-class Beat:
-    """The answer to a heartbeat: go on, or stop (``why``: cancel, lost, timeout)."""
-
-    stop: bool
-    why: str | None = None
 
 
 def heartbeat(
@@ -1247,16 +1231,19 @@ def heartbeat(
     kind: JobKind = SCANS,
 ) -> Beat:
     """A runner records progress and that it is alive; the answer says whether to go on."""
-    now = now or utcnow()
-    job = _owned(session, job_id, runner_id, kind)
-    if job is None:
-        return Beat(True, "lost")
-    job.heartbeat_at, job.rows_done, job.rows_total = now, rows_done, rows_total
-    if job.cancel_requested_at is not None:
-        return Beat(True, "cancel")
-    if overran(job.started_at, now, limits):
-        return Beat(True, "timeout")
-    return Beat(False)
+
+    def progress(job: Job) -> None:
+        job.rows_done, job.rows_total = rows_done, rows_total
+
+    return jobstore.heartbeat(
+        session,
+        kind.model,
+        job_id,
+        runner_id,
+        limits=limits,
+        now=now or utcnow(),
+        progress=progress,
+    )
 
 
 def finish_job(
@@ -1304,10 +1291,7 @@ def fail_job(
     job = _owned(session, job_id, runner_id, kind)
     if job is None:
         return False
-    job.status, job.finished_at = ScanStatus.FAILED, utcnow()
-    job.error_code = code[:64]
-    job.error_message = message
-    job.error_params = {k: str(v)[:500] for k, v in (params or {}).items()}
+    jobstore.fail(job, utcnow(), code, message, params)
     _system_event(
         session,
         job,
@@ -1325,14 +1309,12 @@ def cancelled_job(
     job = _owned(session, job_id, runner_id, kind)
     if job is None:
         return False
-    job.finished_at = utcnow()
-    if why == "timeout":
-        job.status = ScanStatus.FAILED
-        job.error_code = "timeout"
-        job.error_message = kind.msg_timeout
+    now = utcnow()
+    if why == StopReason.TIMEOUT:
+        jobstore.fail(job, now, "timeout", kind.msg_timeout)
         tag, summary = kind.fail, f"{kind.noun} stopped at its time limit"
     else:
-        job.status = ScanStatus.CANCELLED
+        job.status, job.finished_at = ScanStatus.CANCELLED, now
         tag, summary = kind.cancelled, f"{kind.noun} cancelled as requested"
     _system_event(
         session,
@@ -1349,7 +1331,7 @@ def release_job(session: Session, job_id: str, runner_id: str, *, kind: JobKind 
     job = _owned(session, job_id, runner_id, kind)
     if job is None:
         return False
-    job.status, job.runner_id, job.heartbeat_at = ScanStatus.QUEUED, None, None
+    jobstore.requeue(job, utcnow())
     _system_event(
         session,
         job,
@@ -1364,86 +1346,31 @@ def release_job(session: Session, job_id: str, runner_id: str, *, kind: JobKind 
 def sweep(
     session: Session, limits: JobTimeouts, now: datetime | None = None, *, kind: JobKind = SCANS
 ) -> int:
-    """Move every job that overstayed its state on (see ``workflow.sweep_action``); how many."""
-    now = now or utcnow()
-    model = kind.model
-    candidates = cast(
-        "Sequence[Job]",
-        session.scalars(
-            select(model)
-            .where(
-                (
-                    (model.status == ScanStatus.QUEUED)
-                    & (model.requested_at < now - limits.queue_timeout)
-                )
-                | (
-                    (model.status == ScanStatus.RUNNING)
-                    & (
-                        (model.heartbeat_at < now - limits.heartbeat_stale)
-                        | (model.started_at < now - limits.max_run)
-                    )
-                )
-            )
-            .order_by(model.requested_at)
-            .limit(100)
-            .with_for_update(skip_locked=True)
-        ).all(),
-    )
-    moved = 0
-    for job in candidates:
-        clock = JobClock(
-            job.status,
-            job.requested_at,
-            job.started_at,
-            job.heartbeat_at,
-            job.cancel_requested_at is not None,
-            job.attempts,
-        )
-        action = sweep_action(clock, now, limits)
-        if action is None:
-            continue
-        moved += 1
-        stale_runner = job.runner_id or "-"
-        noun = kind.noun.lower()
+    """Move every job that overstayed its state on (see ``datafactor.jobs.state.sweep_action``);
+    how many."""
+    noun = kind.noun.lower()
+
+    def moved(job: Job, action: SweepAction, stale_runner: str) -> None:
         if action is SweepAction.REQUEUE:
-            job.status, job.runner_id = ScanStatus.QUEUED, None
-            job.heartbeat_at = None
-            _system_event(
-                session,
-                job,
+            tag, summary = (
                 kind.requeue,
-                f"Runner {stale_runner} stopped beating; {noun} back in the queue "
-                f"after attempt {job.attempts}",
-                object_type=kind.object_type,
+                f"Runner {stale_runner} stopped beating; {noun} back in the queue after attempt "
+                f"{job.attempts}",
             )
-            continue
-        job.finished_at = now
-        if action is SweepAction.CANCEL:
-            job.status = ScanStatus.CANCELLED
-            _system_event(
-                session,
-                job,
-                kind.cancelled,
-                f"Runner {stale_runner} lost; cancelled",
-                object_type=kind.object_type,
-            )
-            continue
-        job.status = ScanStatus.FAILED
-        job.error_code = str(action)
-        job.error_message = {
-            SweepAction.GIVE_UP: kind.msg_give_up,
-            SweepAction.TIME_OUT: kind.msg_timeout,
-            SweepAction.EXPIRE: kind.msg_expire,
-        }[action]
-        job.error_params = {"attempts": str(job.attempts)}
-        _system_event(
-            session,
-            job,
-            kind.fail,
-            f"{kind.noun} failed by the sweep: {action}",
-            object_type=kind.object_type,
-        )
-    return moved
+        elif action is SweepAction.CANCEL:
+            tag, summary = kind.cancelled, f"Runner {stale_runner} lost; cancelled"
+        else:
+            tag, summary = kind.fail, f"{kind.noun} failed by the sweep: {action}"
+        _system_event(session, job, tag, summary, object_type=kind.object_type)
+
+    return jobstore.sweep(
+        session,
+        kind.model,
+        limits,
+        now or utcnow(),
+        messages=kind.sweep_messages,
+        moved=moved,
+    )
 
 
 # ------------------------------------------------------------- de-identification runner side

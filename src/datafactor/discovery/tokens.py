@@ -16,12 +16,12 @@ apart from the de-identified data), one folder per trustee under ``<var_dir>/tru
     trustee_keys/<party id>/<key id>.key   one key, mode 0600 (every key ever made: old tokens)
     trustee_keys/<party id>/current        the id of the key new tokens use
 
-A trustee's first key is made on first use. Files are created the way ``ledger.keys`` creates its
-key files (a private temporary file, fsynced, hard-linked into place), so two processes starting
-at once agree on one key and a crash never leaves half a key behind; a key file group or others
-can read is refused, as ssh refuses such identity files. The helpers are repeated here rather than
-imported because another domain's internals are not this domain's to use. Rotation writes a new
-key and then swaps ``current`` atomically; old keys stay for detokenising.
+A trustee's first key is made on first use. Files are created as the ledger's key files are, by
+the shared private-file helpers of ``datafactor.fsutil`` (a private temporary file, fsynced,
+hard-linked into place), so two processes starting at once agree on one key and a crash never
+leaves half a key behind; a key file group or others can read is refused, as ssh refuses such
+identity files. Rotation writes a new key and then swaps ``current`` atomically; old keys stay
+for detokenising.
 
 Only the trustee may detokenise: ``require_trustee`` is the access check the web layer calls with
 the acting principal; ``detokenise`` itself refuses tokens whose key the named trustee does not
@@ -36,7 +36,6 @@ import hashlib
 import os
 import re
 import secrets
-import stat
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +46,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from datafactor.errors import N_, DomainError, Forbidden, InvalidInput
-from datafactor.fsutil import fsync_dir
+from datafactor.fsutil import (
+    PrivateFileRefused,
+    read_private_file,
+    replace_private_file,
+    write_new_private_file,
+)
 
 if TYPE_CHECKING:
     from datafactor.settings import Settings
@@ -136,37 +140,14 @@ def _key_id_of(secret: bytes) -> str:
     return hashlib.sha256(b"datafactor trustee key id\0" + secret).hexdigest()[:8]
 
 
-def _write_new_file(path: Path, text: str) -> bool:
-    """Create ``path`` holding ``text`` with mode 0600 unless it exists; True if we created it."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, text.encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-        created = True
-    except FileExistsError:
-        created = False
-    finally:
-        tmp.unlink()
-    fsync_dir(path.parent)
-    return created
-
-
 def _read_private(path: Path) -> str:
     """The text of a file only its owner can read; ``KeyFileRefused`` otherwise."""
     try:
-        mode = path.stat().st_mode
-        text = path.read_text("ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileRefused(MSG_KEY_FILE_BAD, path=str(path), reason=str(exc)) from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileRefused(MSG_KEY_FILE_OPEN, path=str(path))
-    return text
+        return read_private_file(path)
+    except PrivateFileRefused as exc:
+        if exc.widely_readable:
+            raise KeyFileRefused(MSG_KEY_FILE_OPEN, path=str(path)) from None
+        raise KeyFileRefused(MSG_KEY_FILE_BAD, path=str(path), reason=exc.reason) from None
 
 
 class TrusteeKeys:
@@ -190,7 +171,7 @@ class TrusteeKeys:
         secret = secrets.token_bytes(_KEY_BYTES)
         key = TrusteeKey(party_id, _key_id_of(secret), secret)
         line = f"{_FILE_TAG}+{party_id}+{key.key_id}+{base64.b64encode(secret).decode()}\n"
-        _write_new_file(self.path_of(party_id, key.key_id), line)
+        write_new_private_file(self.path_of(party_id, key.key_id), line)
         return key
 
     def current(self, party_id: str) -> TrusteeKey:
@@ -198,7 +179,7 @@ class TrusteeKeys:
         pointer = self._folder(party_id) / _CURRENT
         if not pointer.exists():
             key = self._new_key(party_id)
-            if not _write_new_file(pointer, key.key_id + "\n"):
+            if not write_new_private_file(pointer, key.key_id + "\n"):
                 # Another process made the trustee's first key at the same moment and won; this
                 # key was never current, so no token uses it.
                 self.path_of(party_id, key.key_id).unlink(missing_ok=True)
@@ -251,12 +232,7 @@ class TrusteeKeys:
         """Make a new current key for ``party_id``; returns (old, new). Old keys are kept."""
         old = self.current(party_id)
         new = self._new_key(party_id)
-        folder = self._folder(party_id)
-        staged = folder / f".{_CURRENT}.next"
-        staged.unlink(missing_ok=True)
-        _write_new_file(staged, new.key_id + "\n")
-        os.replace(staged, folder / _CURRENT)
-        fsync_dir(folder)
+        replace_private_file(self._folder(party_id) / _CURRENT, new.key_id + "\n")
         return old, new
 
 

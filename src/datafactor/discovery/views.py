@@ -24,12 +24,14 @@ script), and queues the job, whose page polls its progress as a scan's does.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from datafactor import context, dataplane
@@ -69,7 +71,7 @@ from datafactor.discovery.workflow import (
 )
 from datafactor.errors import N_, DomainError, InvalidInput
 from datafactor.identity import WebIdentity, get_party
-from datafactor.permissions import Permission
+from datafactor.permissions import Permission, Principal
 from datafactor.web.deps import DbDep, SettingsDep, WebUser, check_csrf
 from datafactor.web.forms import error_text, read_form, redirect, render
 from datafactor.web.i18n import gettext
@@ -700,30 +702,52 @@ def scan_progress(request: Request, scan_id: str, identity: WebUser, db: DbDep) 
     return response
 
 
-@router.post("/scans/{scan_id}/cancel")
-async def scan_cancel(request: Request, scan_id: str, identity: WebUser, db: DbDep) -> Response:
+async def _job_action(
+    request: Request,
+    identity: WebIdentity,
+    db: DbDep,
+    act: Callable[[Session, Principal, Mapping[str, str]], object],
+    page: Callable[..., Response],
+    done: str,
+) -> Response:
+    """A posted change to a background job (cancel, force-cancel): the form checked, ``act`` in
+    one transaction, then back to the job's page — or that page again saying what was refused."""
     form = await read_form(request)
     check_csrf(request, form.get("csrf_token"), identity)
     try:
         with db.write() as session:
-            services.cancel_scan(session, identity.principal, scan_id)
+            act(session, identity.principal, form)
     except DomainError as exc:
-        return _scan_page(request, identity, db, scan_id, status=exc.status, **error_text(exc))
-    return redirect(f"/scans/{scan_id}")
+        return page(request, identity, db, status=exc.status, **error_text(exc))
+    return redirect(done)
+
+
+@router.post("/scans/{scan_id}/cancel")
+async def scan_cancel(request: Request, scan_id: str, identity: WebUser, db: DbDep) -> Response:
+    return await _job_action(
+        request,
+        identity,
+        db,
+        lambda session, who, _form: services.cancel_scan(session, who, scan_id),
+        partial(_scan_page, scan_id=scan_id),
+        f"/scans/{scan_id}",
+    )
 
 
 @router.post("/scans/{scan_id}/force-cancel")
 async def scan_force_cancel(
     request: Request, scan_id: str, identity: WebUser, db: DbDep
 ) -> Response:
-    form = await read_form(request)
-    check_csrf(request, form.get("csrf_token"), identity)
-    try:
-        with db.write() as session:
-            services.force_cancel_scan(session, identity.principal, scan_id, form.get("reason", ""))
-    except DomainError as exc:
-        return _scan_page(request, identity, db, scan_id, status=exc.status, **error_text(exc))
-    return redirect(f"/scans/{scan_id}")
+    return await _job_action(
+        request,
+        identity,
+        db,
+        lambda session, who, form: services.force_cancel_scan(
+            session, who, scan_id, form.get("reason", "")
+        ),
+        partial(_scan_page, scan_id=scan_id),
+        f"/scans/{scan_id}",
+    )
 
 
 @router.post("/datasets/{dataset_id}/reviews")
@@ -1067,31 +1091,27 @@ def deidentification_progress(
 async def deidentification_cancel(
     request: Request, job_id: str, identity: WebUser, db: DbDep
 ) -> Response:
-    form = await read_form(request)
-    check_csrf(request, form.get("csrf_token"), identity)
-    try:
-        with db.write() as session:
-            services.cancel_deidentification(session, identity.principal, job_id)
-    except DomainError as exc:
-        return _deidentification_page(
-            request, identity, db, job_id, status=exc.status, **error_text(exc)
-        )
-    return redirect(f"/deidentifications/{job_id}")
+    return await _job_action(
+        request,
+        identity,
+        db,
+        lambda session, who, _form: services.cancel_deidentification(session, who, job_id),
+        partial(_deidentification_page, job_id=job_id),
+        f"/deidentifications/{job_id}",
+    )
 
 
 @router.post("/deidentifications/{job_id}/force-cancel")
 async def deidentification_force_cancel(
     request: Request, job_id: str, identity: WebUser, db: DbDep
 ) -> Response:
-    form = await read_form(request)
-    check_csrf(request, form.get("csrf_token"), identity)
-    try:
-        with db.write() as session:
-            services.force_cancel_deidentification(
-                session, identity.principal, job_id, form.get("reason", "")
-            )
-    except DomainError as exc:
-        return _deidentification_page(
-            request, identity, db, job_id, status=exc.status, **error_text(exc)
-        )
-    return redirect(f"/deidentifications/{job_id}")
+    return await _job_action(
+        request,
+        identity,
+        db,
+        lambda session, who, form: services.force_cancel_deidentification(
+            session, who, job_id, form.get("reason", "")
+        ),
+        partial(_deidentification_page, job_id=job_id),
+        f"/deidentifications/{job_id}",
+    )

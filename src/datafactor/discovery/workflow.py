@@ -1,18 +1,11 @@
-"""Scan jobs and reviews as rules: the job state machine with its timeouts, review decisions, and
-the reviewed view of a stored scan report.
+"""Scan jobs and reviews as rules: the words of the job states, review decisions, and the
+reviewed view of a stored scan report.
 
 Pure Python (no web framework, no ORM): ``services.py`` loads rows, asks these functions what to
-do, and writes. The state machine::
-
-    queued ──claim──▶ running ──▶ succeeded | failed | cancelled
-      │                 │  ▲
-      │                 │  └── heartbeat stale: back to queued (attempts left) or failed
-      └──▶ cancelled    └── cancel requested: the runner stops at its next check → cancelled
-      └──▶ failed (waited longer than the queue timeout)
-
-Every non-final state has a timeout (``JobTimeouts``) and an owner: a queued job belongs to the
-queue until ``queue_timeout``; a running job to the runner named on it for as long as its
-heartbeat is fresh and at most ``max_run``. An administrator may force-cancel any non-final job.
+do, and writes. Scan and de-identification jobs walk the state machine every background job
+shares (``datafactor.jobs.state``: queued → running → succeeded | failed | cancelled, a timeout
+and an owner for each non-final state, an administrator's force-cancel); its names are
+re-exported here as ``ScanStatus``, ``JobTimeouts``, ``sweep_action`` and so on.
 
 A reviewer's decision is kept per data set and detection (column + entity type), so it applies
 to every later version's report: a dismissed detection stops counting towards the column's
@@ -23,23 +16,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from datafactor.errors import N_, InvalidInput
 
+# Re-exported: the job states and their rules are every background job's (``datafactor.jobs``).
+from datafactor.jobs.state import ACTIVE as ACTIVE
+from datafactor.jobs.state import FINAL as FINAL
+from datafactor.jobs.state import JobClock as JobClock
+from datafactor.jobs.state import JobStatus
+from datafactor.jobs.state import JobTimeouts as JobTimeouts
+from datafactor.jobs.state import SweepAction as SweepAction
+from datafactor.jobs.state import overran as overran
+from datafactor.jobs.state import sweep_action as sweep_action
 
-class ScanStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-ACTIVE = frozenset({ScanStatus.QUEUED, ScanStatus.RUNNING})
-FINAL = frozenset({ScanStatus.SUCCEEDED, ScanStatus.FAILED, ScanStatus.CANCELLED})
+# Scans and de-identifications name the job states as they always have.
+ScanStatus = JobStatus
 
 
 class ScanMode(StrEnum):
@@ -155,64 +149,7 @@ NOTE_MAX = 1000
 REASON_MAX = 500
 
 
-# ------------------------------------------------------------------------------ the state machine
-
-
-@dataclass(frozen=True)
-class JobTimeouts:
-    """How long each non-final state may last (see the module docstring)."""
-
-    heartbeat_stale: timedelta
-    queue_timeout: timedelta
-    max_run: timedelta
-    max_attempts: int
-
-
-class SweepAction(StrEnum):
-    """What the sweep does to a job that overstayed a state."""
-
-    REQUEUE = "requeue"  # its runner vanished; another one restarts it
-    CANCEL = "cancel"  # its runner vanished while a cancel was pending
-    GIVE_UP = "give-up"  # runners vanished on it max_attempts times
-    TIME_OUT = "time-out"  # it ran longer than max_run
-    EXPIRE = "expire"  # nobody claimed it within queue_timeout
-
-
-@dataclass(frozen=True)
-class JobClock:
-    """The times and counters of a job the sweep looks at."""
-
-    status: str
-    requested_at: datetime
-    started_at: datetime | None
-    heartbeat_at: datetime | None
-    cancel_requested: bool
-    attempts: int
-
-
-def sweep_action(job: JobClock, now: datetime, limits: JobTimeouts) -> SweepAction | None:
-    """What to do with a job whose state lasted too long; None when it is within its limits."""
-    if job.status == ScanStatus.QUEUED:
-        return SweepAction.EXPIRE if now - job.requested_at > limits.queue_timeout else None
-    if job.status != ScanStatus.RUNNING:
-        return None
-    beat = job.heartbeat_at or job.started_at or job.requested_at
-    started = job.started_at or job.requested_at
-    # A live runner stops a job that ran too long itself; this catches one that cannot.
-    if now - started > limits.max_run + limits.heartbeat_stale:
-        return SweepAction.TIME_OUT
-    if now - beat <= limits.heartbeat_stale:
-        return None
-    if job.cancel_requested:
-        return SweepAction.CANCEL
-    if job.attempts >= limits.max_attempts:
-        return SweepAction.GIVE_UP
-    return SweepAction.REQUEUE
-
-
-def overran(started_at: datetime | None, now: datetime, limits: JobTimeouts) -> bool:
-    """Whether a running job passed its run-time limit (its runner then stops it)."""
-    return started_at is not None and now - started_at > limits.max_run
+# ---------------------------------------------------------------------------------- progress
 
 
 def progress_percent(rows_done: int, rows_total: int | None, status: str) -> int | None:

@@ -1,10 +1,10 @@
 """Private key files of the log and of witnesses: created on first start, 0600, never in the DB.
 
 A key file holds one ``PRIVATE+KEY+<name>+<key ID>+<base64>`` line (the Go ``sumdb/note``
-form). It is created atomically — written to a private temporary file, fsynced, then hard-linked
-into place — so two processes starting at once end up with the same key, and a crash never
-leaves a half-written key behind. A key file readable by group or others is refused, as ssh
-refuses such identity files. Rotation moves the current log key to ``retired/<key ID>.key`` and
+form). It is created atomically (``fsutil.write_new_private_file``: a private temporary file,
+fsynced, then hard-linked into place), so two processes starting at once end up with the same
+key, and a crash never leaves a half-written key behind. A key file readable by group or others
+is refused, as ssh refuses such identity files. Rotation moves the current log key to ``retired/<key ID>.key`` and
 puts a new one in place; the public halves of all log keys are kept in the database
 (``ledger_key``) so checkpoints signed before a rotation stay verifiable.
 """
@@ -12,12 +12,15 @@ puts a new one in place; the public halves of all log keys are kept in the datab
 from __future__ import annotations
 
 import base64
-import os
-import stat
 import threading
 from pathlib import Path
 
-from datafactor.fsutil import fsync_dir
+from datafactor.fsutil import (
+    PrivateFileRefused,
+    read_private_file,
+    replace_private_file,
+    write_new_private_file,
+)
 from datafactor.ledger.note import Cosigner, Signer
 
 LOG_KEY_FILE = "log.key"
@@ -28,37 +31,16 @@ class KeyFileError(RuntimeError):
     """A key file is unreadable, malformed or too widely readable."""
 
 
-def _write_new_file(path: Path, text: str) -> bool:
-    """Create ``path`` holding ``text`` with mode 0600 unless it exists; True if we created it."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, text.encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-        created = True
-    except FileExistsError:
-        created = False
-    finally:
-        tmp.unlink()
-    fsync_dir(path.parent)
-    return created
-
-
 def read_key_file(path: Path) -> str:
     """The key string in ``path``, refusing files that group or others can read."""
     try:
-        mode = path.stat().st_mode
-        text = path.read_text("ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"key file {path} is accessible by other users; run: chmod 600 {path}")
-    return text
+        return read_private_file(path)
+    except PrivateFileRefused as exc:
+        if exc.widely_readable:
+            raise KeyFileError(
+                f"key file {path} is accessible by other users; run: chmod 600 {path}"
+            ) from None
+        raise KeyFileError(f"cannot read key file {path}: {exc.reason}") from None
 
 
 def seed_of(skey: str) -> bytes:
@@ -84,7 +66,7 @@ class LogKeyStore:
     def ensure(self) -> Signer:
         """Load the current key, creating it on first start."""
         if not self.path.exists():
-            _write_new_file(self.path, Signer.generate(self.name).key_string() + "\n")
+            write_new_private_file(self.path, Signer.generate(self.name).key_string() + "\n")
         return self.signer()
 
     def signer(self) -> Signer:
@@ -110,12 +92,8 @@ class LogKeyStore:
         new = Signer.generate(old.name)
         retired = self.directory / RETIRED_DIR / f"{old.key_hash:08x}.key"
         if not retired.exists():
-            _write_new_file(retired, old.key_string() + "\n")
-        staged = self.directory / f".{LOG_KEY_FILE}.next"
-        staged.unlink(missing_ok=True)
-        _write_new_file(staged, new.key_string() + "\n")
-        os.replace(staged, self.path)
-        fsync_dir(self.directory)
+            write_new_private_file(retired, old.key_string() + "\n")
+        replace_private_file(self.path, new.key_string() + "\n")
         with self._lock:
             self._cached = None
         return old, new
@@ -125,7 +103,7 @@ def load_or_create_cosigner(path: Path, name: str) -> tuple[Cosigner, bool]:
     """A witness key from ``path``, created (0600) on first use; True when it was just created."""
     created = False
     if not path.exists():
-        created = _write_new_file(path, Cosigner.generate(name).key_string() + "\n")
+        created = write_new_private_file(path, Cosigner.generate(name).key_string() + "\n")
     skey = read_key_file(path)
     try:
         return Cosigner.from_key_string(skey), created

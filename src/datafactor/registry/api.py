@@ -1,7 +1,8 @@
 """JSON routes of the registry under ``/api/v1/registry``: parse, call the services, answer.
 
 Assets, applications (submit, read with history, act on), objections, the public notice board
-(any logged-in party), the registrar's overdue queue, certificates and their ledger receipts.
+(any logged-in party), the registrar's overdue queue, certificates, their ledger receipts and
+their PDFs (with a QR code to the public verification page).
 ``GET /registry/verify/{number}`` is public, without login: anyone holding a certificate can
 check its status, validity and chain of title. Errors are problem+json naming the rule.
 """
@@ -9,13 +10,15 @@ check its status, validity and chain of title. Errors are problem+json naming th
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from datafactor import dataplane
 from datafactor.db import today_cn
-from datafactor.registry import services
+from datafactor.registry import maintenance, pdf, services
+from datafactor.registry.certificates import normalise_certificate_number
 from datafactor.registry.schemas import (
     ActionCreate,
     ApplicationCreate,
@@ -24,17 +27,20 @@ from datafactor.registry.schemas import (
     AssetPublic,
     AssetUpdate,
     CertificatePublic,
+    LawsuitCreate,
     NoticePublic,
     ObjectionCreate,
     ObjectionDecide,
     ObjectionPublic,
+    ObjectionRecordClose,
     OverduePublic,
     VerificationPublic,
 )
 from datafactor.web.deps import ApiPrincipal, DbDep, PagingDep, SettingsDep
 
 Page = dataplane.Page
-router = APIRouter(prefix="/registry", tags=["registry"])
+# The lifespan runs the daily sweep (expiry, reminders, overdue) in each server process.
+router = APIRouter(prefix="/registry", tags=["registry"], lifespan=maintenance.sweep_lifespan)
 
 
 def registry_today() -> date:
@@ -114,7 +120,9 @@ def submit(
     settings: SettingsDep,
     today: TodayDep,
 ) -> ApplicationPublic:
-    draft = services.ApplicationDraft(**body.model_dump())
+    data = body.model_dump()
+    data["grounds"], data["evidence"] = tuple(data["grounds"]), tuple(data["evidence"])
+    draft = services.ApplicationDraft(**data)
     issuer = services.issuer_for(settings)
     with db.write() as s:
         row = services.submit_application(s, principal, draft, issuer=issuer, today=today)
@@ -155,6 +163,64 @@ def act(
             issuer=issuer,
             reason=body.reason,
             target=body.target,
+            today=today,
+            checklist=body.checklist,
+        )
+        return ApplicationPublic.of(row, services.application_events(s, row.id))
+
+
+@router.post(
+    "/applications/{application_id}/consent",
+    response_model=ApplicationPublic,
+    summary="The pledgee consents to the holder's application to release its pledge",
+)
+def consent(
+    application_id: str,
+    principal: ApiPrincipal,
+    db: DbDep,
+    settings: SettingsDep,
+    today: TodayDep,
+) -> ApplicationPublic:
+    issuer = services.issuer_for(settings)
+    with db.write() as s:
+        row = services.consent_to_release(s, principal, application_id, issuer=issuer, today=today)
+        return ApplicationPublic.of(row, services.application_events(s, row.id))
+
+
+@router.post(
+    "/applications/{application_id}/lawsuit",
+    response_model=ApplicationPublic,
+    summary="Record the lawsuit that keeps an objection registration in force",
+)
+def lawsuit(
+    application_id: str, body: LawsuitCreate, principal: ApiPrincipal, db: DbDep, today: TodayDep
+) -> ApplicationPublic:
+    with db.write() as s:
+        row = services.record_objection_lawsuit(
+            s, principal, application_id, reference=body.reference, today=today
+        )
+        return ApplicationPublic.of(row, services.application_events(s, row.id))
+
+
+@router.post(
+    "/applications/{application_id}/closure",
+    response_model=ApplicationPublic,
+    summary="The registrar closes an objection registration (substantiated or lifted)",
+)
+def close_objection(
+    application_id: str,
+    body: ObjectionRecordClose,
+    principal: ApiPrincipal,
+    db: DbDep,
+    today: TodayDep,
+) -> ApplicationPublic:
+    with db.write() as s:
+        row = services.close_objection_registration(
+            s,
+            principal,
+            application_id,
+            substantiated=body.substantiated,
+            reason=body.reason,
             today=today,
         )
         return ApplicationPublic.of(row, services.application_events(s, row.id))
@@ -273,10 +339,136 @@ def receipt(
 
 
 @router.get(
+    "/certificates/{number}/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The certificate PDF"}},
+    summary="The certificate as a PDF, with a QR code to its public verification page",
+)
+def certificate_pdf(
+    number: str,
+    request: Request,
+    principal: ApiPrincipal,
+    db: DbDep,
+    settings: SettingsDep,
+    today: TodayDep,
+) -> Response:
+    base_url = settings.public_base_url or str(request.base_url)
+    with db.read() as s:
+        content = pdf.certificate_pdf(s, principal, number, base_url=base_url, today=today)
+    # The number was checked by the service: normalised, it is safe in a header.
+    filename = normalise_certificate_number(number)
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{filename}.pdf"'},
+    )
+
+
+@router.get(
     "/verify/{number}",
     response_model=VerificationPublic,
     summary="Public: a certificate's status, validity and chain of title (no login)",
 )
-def verify(number: str, db: DbDep, today: TodayDep) -> VerificationPublic:
+async def verify(number: str, db: DbDep, today: TodayDep) -> Response:
+    # The revision is read before the verification is computed (services.VerificationCache).
+    key = (number, today, await services.registry_revision(db))
+    cache = services.verification_cache(db)
+    body = cache.get(key)
+    if body is None:
+        found = await db.run_read(lambda s: services.verify_certificate(s, number, today=today))
+        body = VerificationPublic(**found.as_dict()).model_dump_json().encode()
+        cache.put(key, body)
+    return Response(body, media_type="application/json")
+
+
+# ------------------------------------------------------------------ the working-day calendar
+
+
+class CalendarDayUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: Literal["holiday", "workday"] = Field(
+        description="holiday: not a working day; workday: a working day (e.g. a make-up day)."
+    )
+    note: str = Field("", max_length=256, description="Why (e.g. the notice that says so).")
+
+
+class CalendarDayPublic(BaseModel):
+    day: date
+    kind: str
+    source: str = Field(description="file: the State Council's arrangement; override: an edit.")
+    note: str
+    note_en: str = ""
+
+    @classmethod
+    def of(cls, d: maintenance.CalendarDay) -> CalendarDayPublic:
+        return cls(day=d.day, kind=d.kind, source=d.source, note=d.note, note_en=d.note_en)
+
+
+class CalendarYearPublic(BaseModel):
+    year: int
+    covered: bool = Field(description="Whether the year's arrangement is entered (strict counts).")
+    source: str
+    working_days: int
+    days: list[CalendarDayPublic]
+    overrides: list[CalendarDayPublic]
+
+
+class CalendarChangePublic(BaseModel):
+    day: CalendarDayPublic | None
+    removed: date | None
+    affected: list[dict[str, Any]] = Field(
+        description="Open applications whose due date or notice end is on or after the day: "
+        "they keep the dates already set; periods counted from now on use the change."
+    )
+
+    @classmethod
+    def of(cls, c: maintenance.CalendarChange) -> CalendarChangePublic:
+        return cls(
+            day=None if c.day is None else CalendarDayPublic.of(c.day),
+            removed=c.removed,
+            affected=list(c.affected),
+        )
+
+
+@router.get("/calendar", response_model=CalendarYearPublic, summary="The working-day calendar")
+def calendar(
+    principal: ApiPrincipal,
+    db: DbDep,
+    today: TodayDep,
+    year: Annotated[int | None, Query(ge=maintenance.FIRST_YEAR, le=maintenance.LAST_YEAR)] = None,
+) -> CalendarYearPublic:
     with db.read() as s:
-        return VerificationPublic(**services.verify_certificate(s, number, today=today).as_dict())
+        y = maintenance.calendar_year(s, principal, year or today.year)
+    return CalendarYearPublic(
+        year=y.year,
+        covered=y.covered,
+        source=y.source,
+        working_days=y.working_days,
+        days=[CalendarDayPublic.of(d) for d in y.days],
+        overrides=[CalendarDayPublic.of(d) for d in y.overrides],
+    )
+
+
+@router.put(
+    "/calendar/{day}",
+    response_model=CalendarChangePublic,
+    summary="Make a day a holiday or a working day (administrators; audited)",
+)
+def set_calendar_day(
+    day: date, body: CalendarDayUpdate, principal: ApiPrincipal, db: DbDep
+) -> CalendarChangePublic:
+    with db.write() as s:
+        change = maintenance.set_calendar_day(s, principal, day, kind=body.kind, note=body.note)
+    return CalendarChangePublic.of(change)
+
+
+@router.delete(
+    "/calendar/{day}",
+    response_model=CalendarChangePublic,
+    summary="Remove a day's override (administrators; audited)",
+)
+def remove_calendar_day(day: date, principal: ApiPrincipal, db: DbDep) -> CalendarChangePublic:
+    with db.write() as s:
+        change = maintenance.remove_calendar_day(s, principal, day)
+    return CalendarChangePublic.of(change)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from string import Formatter
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -46,6 +47,7 @@ from datafactor.registry.errors import (
     RightPledged,
 )
 from datafactor.registry.rights import (
+    MSG_UNKNOWN_RIGHT,
     RightsBook,
     RightsChange,
     Scope,
@@ -63,11 +65,14 @@ from datafactor.registry.rights import (
 )
 from datafactor.registry.rulebook import ApplicantRule, RegistryRules, RuleRef, load_registry_rules
 from datafactor.registry.vocabulary import (
+    ENDED_STATUSES,
     TRADABLE_KINDS,
     AssetKind,
     DataClass,
     RegistrationType,
     Track,
+    label_text,
+    translate,
 )
 
 # --- messages ----------------------------------------------------------------------------------------
@@ -128,8 +133,17 @@ MSG_NO_COUNTERPARTY: Final = N_(
 )
 MSG_NO_REQUESTED: Final = N_("Give the scope and term of the right to be registered.")
 MSG_NOT_AUTHORITY: Final = N_(
-    "Only a registrar or regulator can apply to revoke a registration. Anyone else may lodge "
-    "an objection instead."
+    "A revocation is applied for by a registrar or regulator, or on a court or authority "
+    "order: give the order's document number and attach it. Anyone else may file an "
+    "objection registration instead."
+)
+MSG_AWAITING_CONSENT: Final = N_(
+    "Right {right} is pledged to {pledgee}: the holder's application to release the pledge "
+    "waits for the pledgee's consent. Ask the pledgee to consent to application {application} "
+    "(or to apply for the release itself)."
+)
+MSG_NOTHING_TO_OBJECT: Final = N_(
+    "Right {right} has ended (status: {status}): there is nothing left to object to."
 )
 MSG_OBJECTOR_IS_HOLDER: Final = N_("The holder of a right cannot register an objection against it.")
 MSG_NOT_PLEDGEE_OR_HOLDER: Final = N_(
@@ -190,13 +204,21 @@ DRY_RUN_ID: Final = "(new)"
 GRADES: Final = ("general", "important", "core")
 
 
+def _safe_format(template: str, params: Mapping[str, Any]) -> str:
+    """``str.format`` that leaves unknown placeholders alone (as the web layer's does)."""
+
+    class Lenient(dict[str, Any]):
+        def __missing__(self, key: str) -> str:
+            return "{" + key + "}"
+
+    return Formatter().vformat(template, (), Lenient(params))
+
+
 def render_message(message: str, params: Mapping[str, Any], locale: str = "en") -> str:
     """A message template in ``locale`` (``zh_CN`` or ``en``), its parameters filled in."""
-    # Imported here: the catalogues belong to the web layer, and only rendering needs them.
-    from datafactor.web.i18n import safe_format, translations
-
-    template = translations(locale).gettext(message)
-    return safe_format(template, dict(params))
+    template = translate(message, locale)
+    # Coded parameters (a registration type, a state ...) are shown through their labels.
+    return _safe_format(template, {k: label_text(k, v, locale) for k, v in params.items()})
 
 
 # --- values ------------------------------------------------------------------------------------------
@@ -388,7 +410,9 @@ class ApplicationFacts:
     or pledgee. ``requested_scope`` / ``requested_term`` describe the right to be created or the
     new scope / term of a change, correction or renewal. ``lineage`` maps products to their
     source assets (a product's initial registration). ``authority`` says the applicant is a
-    registrar or regulator. ``grounds`` are an objection registration's.
+    registrar or regulator; ``order_reference`` the court or authority order a revocation is
+    made on. ``grounds`` are an objection registration's. ``pledgee_consent`` is the party that
+    consented to a holder's pledge release (it must be the pledgee).
     """
 
     registration_type: RegistrationType
@@ -412,6 +436,9 @@ class ApplicationFacts:
     lineage: Mapping[str, Iterable[str]] = field(default_factory=dict)
     authority: bool = False
     grounds: Grounds | None = None
+    order_reference: str | None = None
+    pledgee_consent: str | None = None
+    application_id: str | None = None
 
 
 def _fingerprint(value: str | None) -> str:
@@ -525,9 +552,10 @@ def _check_title(
     ran: Callable[..., None],
 ) -> None:
     """Who may apply, and a dry run of the rights operation the registration will perform."""
-    if applicant is ApplicantRule.AUTHORITY:
-        if not facts.authority:
-            add("holder", Effect.REFUSE, MSG_NOT_AUTHORITY)
+    if applicant is ApplicantRule.AUTHORITY and not (
+        facts.authority or (facts.order_reference or "").strip()
+    ):
+        add("holder", Effect.REFUSE, MSG_NOT_AUTHORITY)
         return
     if applicant is ApplicantRule.ASSET_HOLDER:
         # A product too: holding licences on its sources does not make someone else's product
@@ -557,15 +585,49 @@ def _check_title(
         )
         return
     if applicant is ApplicantRule.OBJECTOR:
-        ran("objection_grounds")
+        ran("objection_grounds", "objection_registration")
         right = book.get(facts.right_id or "")
-        if right is not None and right.holder_id == facts.applicant_id:
+        if right is None:
+            add(
+                "holder",
+                Effect.RETURN,
+                MSG_UNKNOWN_RIGHT,
+                right=facts.right_id,
+                rule=rules.rule_id("holder"),
+            )
+            return
+        if right.holder_id == facts.applicant_id:
             add("holder", Effect.REFUSE, MSG_OBJECTOR_IS_HOLDER)
+        if right.status in ENDED_STATUSES:
+            add(
+                "objection_registration",
+                Effect.REFUSE,
+                MSG_NOTHING_TO_OBJECT,
+                right=right.id,
+                status=right.status.value,
+            )
         try:
             check_grounds(facts.grounds or Grounds(frozenset(), ""), rules)
         except RegistryError as exc:
             add("objection_grounds", Effect.REFUSE, exc.message, **exc.params)
         return
+    if facts.registration_type is RegistrationType.PLEDGE_RELEASE and acted is not None:
+        pledgee = acted.pledge.pledgee_id if acted.pledge is not None else None
+        if (
+            pledgee is not None
+            and facts.applicant_id == acted.holder_id
+            and facts.pledgee_consent != pledgee
+        ):
+            # The holder applies jointly with the pledgee: wait for its consent.
+            add(
+                "pledge_lock",
+                Effect.PENDING,
+                MSG_AWAITING_CONSENT,
+                right=acted.id,
+                pledgee=pledgee,
+                application=facts.application_id or "?",
+            )
+            return
     try:
         rights_operation(facts, book, on, rules)
     except _Missing as missing:
@@ -693,9 +755,14 @@ def rights_operation(
                 field="right",
                 right=right.id,
             )
+        # The pledgee's act, or the holder's jointly with the pledgee (its recorded consent).
         return release_pledge(
-            book, right_id, by=facts.applicant_id, rules=rules
-        )  # the pledgee's act
+            book,
+            right_id,
+            by=facts.applicant_id,
+            consented_by=facts.pledgee_consent,
+            rules=rules,
+        )
     if t is RegistrationType.CANCELLATION:
         return cancel(book, right_id, by=facts.applicant_id, rules=rules)
     if t is RegistrationType.REVOCATION:

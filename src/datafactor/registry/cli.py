@@ -5,7 +5,9 @@ status), newest first; ``registry receipt NUMBER [-o FILE]`` writes the certific
 receipt — its entry is the ``registry.certificate.issued`` event carrying the certificate — which
 anyone checks offline with ``datafactor verify-receipt FILE``. Both run as the operator (no
 tenant filter), like the ledger's commands; a bad or unknown number ends with exit code 2 and a
-one-line reason in the user's language.
+one-line reason in the user's language. ``registry sweep [--today DATE] [--json]`` runs the
+daily sweep (``maintenance.sweep``: expiry, reminders, overdue) for cron or by hand; the server
+also runs it once a day, and a second run on one day changes nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from datafactor.db import Database
 from datafactor.errors import DomainError
-from datafactor.registry import services
+from datafactor.registry import maintenance, services
 from datafactor.settings import get_settings
 from datafactor.web.cli_support import fail
 
@@ -86,3 +89,34 @@ def receipt_cmd(
     else:
         output.write_text(receipt.dumps(), "utf-8")
         err.print(f"receipt for certificate {number} written to {output}")
+
+
+@registry_app.command("sweep")
+def sweep_cmd(
+    today: Annotated[
+        str | None,
+        typer.Option("--today", help="Sweep as on DATE (YYYY-MM-DD; default: today in China)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Run the daily sweep: expire ended rights, send expiry reminders, notify overdue work."""
+    try:
+        on = None if today is None else date.fromisoformat(today)
+    except ValueError:
+        err.print(f"--today must be a date like 2026-03-02, not {today!r}")
+        raise typer.Exit(2) from None
+    db = Database(get_settings().database_url)
+    try:
+        report = maintenance.run_sweep(db, today=on)
+    except DomainError as exc:
+        raise fail(exc) from exc
+    finally:
+        db.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False) + "\n")
+        return
+    out.print(
+        f"{report.today.isoformat()}: {len(report.expired)} right(s) expired, "
+        f"{len(report.reminders)} reminder(s) sent, {len(report.overdue)} application(s) newly "
+        f"overdue, {len(report.withdrawn)} withdrawn"
+    )

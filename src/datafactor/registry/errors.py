@@ -6,6 +6,10 @@ the HTTP status the entry points answer with: a bad scope is invalid input (422)
 is a conflict with the current state (409), acting on a right one does not hold is forbidden
 (403). The rule id is also a parameter of every message, so the person refused reads which rule
 applied and what to do next; the services store ``rule`` in the audit trail.
+
+Parameters that carry a code (``type``, ``action``, ``state``, ``status`` ... — see
+``vocabulary.CODED_PARAMS``) are wrapped in ``vocabulary.Label``: the value stays the code, but
+the message shows its label in the reader's language. ``str(error)`` is the English text.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from datafactor.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from datafactor.registry.vocabulary import coded, label_text
 
 
 class RegistryError(DomainError):
@@ -29,8 +34,12 @@ class RegistryError(DomainError):
         code: str | None = None,
         **params: Any,
     ) -> None:
+        params = coded(params)
         super().__init__(message, field=field, code=code, rule=rule, **params)
         self.rule = rule
+        # The English text for logs and tracebacks (labels, not codes).
+        english = {k: label_text(k, v, "en") for k, v in self.params.items()}
+        self.args = (message.format(**english),)
 
 
 class UnknownRight(RegistryError, NotFound):
@@ -121,3 +130,9 @@ class InvalidRegistration(RegistryError, InvalidInput):
     """Input a registry rule refuses that no more specific class describes."""
 
     code = "registry-invalid-input"
+
+
+class TitleDisputed(RegistryError, Conflict):
+    """Title to the right acted on is under dispute (an objection, an objection registration)."""
+
+    code = "registry-title-disputed"

@@ -11,10 +11,11 @@ plane's data set and the version registered, by id only (the data plane is anoth
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     ForeignKey,
     Index,
@@ -22,8 +23,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from datafactor.db import ID, Base, UTCDateTime, new_id, utcnow
 from datafactor.registry.domain import (
@@ -296,6 +299,21 @@ class RegistryCertificateSerial(Base):
     last_serial: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class RegistryRevision(Base):
+    """One row counting the changes to what a certificate's verification shows.
+
+    Every flush that writes a right, a certificate, an asset, a lineage link or an objection
+    registration bumps ``value`` in the same transaction (``bump_revision_on_flush``), so a
+    verification computed after reading the counter can be reused by any reader that reads the
+    same counter value (``services.VerificationCache``): nothing it depends on has changed since.
+    """
+
+    __tablename__ = "registry_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class RegistryCalendarDay(Base):
     """An administrator's override of the working-day calendar: a holiday or a make-up day."""
 
@@ -306,3 +324,24 @@ class RegistryCalendarDay(Base):
     note: Mapped[str] = mapped_column(String(256), default="")
     updated_by: Mapped[str | None] = mapped_column(ID)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Tables whose rows a certificate verification reads (status, chain of title, objections).
+_VERIFIED_FROM: Final = (RegistryRight, RegistryCertificate, RegistryAsset, RegistryLineage)
+_BUMP: Final = (
+    update(RegistryRevision)
+    .where(RegistryRevision.id == 1)
+    .values(value=RegistryRevision.value + 1)
+    .execution_options(synchronize_session=False)
+)
+
+
+@event.listens_for(Session, "before_flush")
+def bump_revision_on_flush(session: Session, _context: Any, _instances: Any) -> None:
+    """Bump ``registry_revision`` in a flush that writes anything a verification depends on."""
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, _VERIFIED_FROM) or (
+            isinstance(obj, RegistryApplication) and obj.type == RegistrationType.OBJECTION.value
+        ):
+            session.connection().execute(_BUMP)
+            return

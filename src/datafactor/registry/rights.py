@@ -120,8 +120,8 @@ MSG_ALREADY_PLEDGED: Final = N_(
 )
 MSG_NOT_PLEDGED: Final = N_("Right {right} is not pledged: there is nothing to release.")
 MSG_NOT_PLEDGEE: Final = N_(
-    "Only the pledgee {pledgee} (or the registrar, on a registered release) can release the "
-    "pledge on right {right} (rule {rule})."
+    "Only the pledgee {pledgee} can release the pledge on right {right}, or the right's holder "
+    "with the pledgee's consent: ask the pledgee to consent to your application (rule {rule})."
 )
 MSG_PLEDGE_SELF: Final = N_("A holder cannot pledge right {right} to itself (rule {rule}).")
 MSG_SCOPE_EMPTY: Final = N_(
@@ -1646,13 +1646,15 @@ def release_pledge(
     *,
     by: str,
     authority: bool = False,
+    consented_by: str | None = None,
     rules: RegistryRules | None = None,
 ) -> RightsChange:
     """Release the pledge on a right (质押注销登记).
 
-    By the pledgee, or with ``authority`` by the registrar certifying a release registration
-    (the holder's application with the pledgee's consent, or a court order). A pledged right
-    becomes active; a suspended or ended one keeps its status, without the pledge.
+    By the pledgee alone; by the holder jointly with the pledgee (``consented_by`` names the
+    party that consented, which must be the pledgee); or with ``authority`` by the registrar
+    (e.g. on a court order). A pledged right becomes active; a suspended or ended one keeps its
+    status, without the pledge.
     """
     rules = rules or load_registry_rules()
     right = book.right(right_id)
@@ -1660,7 +1662,9 @@ def release_pledge(
         raise NotPledged(
             MSG_NOT_PLEDGED, rule=rules.rule_id("pledge_lock"), field="right", right=right.id
         )
-    if not authority and by != right.pledge.pledgee_id:
+    pledgee = right.pledge.pledgee_id
+    joint = by == right.holder_id and consented_by == pledgee
+    if not authority and by != pledgee and not joint:
         raise NotRightHolder(
             MSG_NOT_PLEDGEE,
             rule=rules.rule_id("pledge_lock"),

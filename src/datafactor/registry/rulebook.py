@@ -48,6 +48,7 @@ RULE_KEYS: Final = (
     "parent_in_force",
     "objection_grounds",
     "objection_period",
+    "objection_registration",
     "processing_use_parent",
     "scope_within",
     "term_within",
@@ -61,6 +62,7 @@ RULE_KEYS: Final = (
     "product_unique",
     "shape",
     "workflow",
+    "substantive_checklist",
     "force",
     "certificate_number",
     "certificate_validity",
@@ -147,11 +149,13 @@ class RegistryRules:
     notice_days: Mapping[DataClass, int]
     states: Mapping[RegistrationState, StatePolicy]
     certify_after_notice: int
+    substantive_checklist: Mapping[str, Mapping[str, str]]  # item -> {zh, en}
     target_days: int
     target_excludes: frozenset[RegistrationState]
     objection_grounds: Mapping[str, Mapping[str, str]]
     objection_min_statement: int
     objection_requires_evidence: bool
+    objection_lapse_days: int  # an objection registration lapses after these calendar days
     certificate_prefix: str
     default_validity_years: int
     reminder_days: int
@@ -328,6 +332,9 @@ def _load(path: Path) -> RegistryRules:
         certify_after_notice=_count(
             data["certify_after_notice"], f"{where} certify_after_notice", minimum=0
         ),
+        substantive_checklist=_vocabulary(
+            data["substantive_checklist"], f"{where} substantive_checklist"
+        ),
         target_days=_count(target["working_days"], f"{where} target", minimum=1),
         target_excludes=frozenset(
             _enum_keys(RegistrationState, target.get("excludes") or (), f"{where} target")
@@ -338,6 +345,9 @@ def _load(path: Path) -> RegistryRules:
         ),
         objection_requires_evidence=_flag(
             objections["requires_evidence"], f"{where} requires_evidence"
+        ),
+        objection_lapse_days=_count(
+            objections["registration_lapse_days"], f"{where} registration_lapse_days", minimum=1
         ),
         certificate_prefix=prefix,
         default_validity_years=default_years,

@@ -4,7 +4,7 @@ a certificate row, the public verification of a certificate number."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -100,12 +100,28 @@ class ApplicationCreate(Strict):
     term_end: date | None = None
     fingerprint: str | None = Field(None, max_length=80, description="SHA-256 of the version")
     self_commitment: bool = False
+    order_reference: str | None = Field(
+        None, max_length=200, description="Revocation: the court or authority order's number"
+    )
+    grounds: list[str] = Field(
+        default_factory=list, max_length=10, description="Objection registration: grounds"
+    )
+    statement: str = Field("", max_length=4000, description="Objection registration: why")
+    evidence: list[str] = Field(
+        default_factory=list, max_length=50, description="Objection or revocation: evidence"
+    )
 
 
 class ActionCreate(Strict):
     action: Action
     reason: str = Field("", max_length=500)
     target: RegistrationState | None = Field(None, description="Force-transitions only")
+    checklist: list[Annotated[str, Field(max_length=32)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Approvals only: the substantive-review items the registrar confirmed "
+        "(every item of the rules' checklist is required, REG-SUBSTANTIVE-CHECKLIST)",
+    )
 
 
 class EventPublic(BaseModel):
@@ -139,6 +155,9 @@ class ApplicationPublic(BaseModel):
     result_right_id: str | None
     decision: dict[str, Any] | None
     events: list[EventPublic] = Field(default_factory=list)
+    objection_record: dict[str, Any] | None = Field(
+        None, description="A certified objection registration's record on the right it names"
+    )
 
     @classmethod
     def of(
@@ -146,7 +165,21 @@ class ApplicationPublic(BaseModel):
     ) -> ApplicationPublic:
         out = cls.model_validate(a, from_attributes=True)
         out.events = [EventPublic.of(e) for e in events or []]
+        out.objection_record = (a.facts or {}).get("record")
         return out
+
+
+class LawsuitCreate(Strict):
+    """The lawsuit (or proceedings) that keeps an objection registration in force."""
+
+    reference: str = Field(min_length=1, max_length=500, description="Case or file number")
+
+
+class ObjectionRecordClose(Strict):
+    """The registrar closes an objection registration."""
+
+    substantiated: bool
+    reason: str = Field(max_length=500)
 
 
 class NoticePublic(BaseModel):
@@ -226,3 +259,5 @@ class VerificationPublic(BaseModel):
     signature_valid: bool
     chain_of_title: dict[str, Any] | None
     chain_problem: str | None
+    under_objection: bool = False
+    objections: list[dict[str, Any]] = Field(default_factory=list)

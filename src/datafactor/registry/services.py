@@ -20,23 +20,29 @@ calendar with the administrator's overrides (``registry_calendar_day``).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from datafactor import audit, dataplane, discovery, ledger
-from datafactor.db import new_id, today_cn, utcnow
+from datafactor import audit, dataplane, discovery, identity, ledger
+from datafactor.db import Database, new_id, today_cn, utcnow
 from datafactor.errors import N_, Forbidden, InvalidInput, NotFound
 from datafactor.permissions import Permission, Principal
 from datafactor.registry.domain import (
     CERTIFICATE_EVENT_KIND,
+    DISPUTE_EXEMPT,
+    DISPUTING_STATUSES,
     FINAL_STATES,
     Action,
     ActorRole,
@@ -46,12 +52,16 @@ from datafactor.registry.domain import (
     CertificateStatus,
     DataClass,
     Decision,
+    EventTag,
     Grounds,
+    ObjectionRecord,
+    ObjectionRecordStatus,
     Outcome,
     RegistrationState,
     RegistrationType,
     RegistryRules,
     Right,
+    RightKind,
     RightsBook,
     RightsChange,
     Scope,
@@ -65,6 +75,7 @@ from datafactor.registry.domain import (
     certificate_status,
     certificate_validity,
     chain_of_title,
+    close_objection_record,
     decide_objection,
     default_calendar,
     formal_checks,
@@ -73,10 +84,20 @@ from datafactor.registry.domain import (
     lodge_objection,
     overdue,
     parse_certificate_number,
+    record_lawsuit,
+    register_objection,
+    require_objection_record,
+    require_open,
+    resolve_objection_record,
     rights_operation,
     submit,
 )
-from datafactor.registry.errors import NotRightHolder, RegistryError
+from datafactor.registry.errors import (
+    InvalidRegistration,
+    NotRightHolder,
+    RegistryError,
+    TitleDisputed,
+)
 from datafactor.registry.models import (
     RegistryApplication,
     RegistryApplicationEvent,
@@ -86,6 +107,7 @@ from datafactor.registry.models import (
     RegistryCertificateSerial,
     RegistryLineage,
     RegistryObjection,
+    RegistryRevision,
     RegistryRight,
 )
 
@@ -107,13 +129,30 @@ MSG_NOT_YOUR_VERSION: Final = N_(
     "register it. Register a version of one of your own data sets (rule {rule})."
 )
 MSG_NO_SOURCE: Final = N_(
-    "Lineage source {asset} is not a registered asset: register the data the product was "
-    "derived from first, then list it."
+    "Lineage source {asset} is not a registered asset you can build on: list your own "
+    "registered data, or data on which you hold a registered holding or processing-use right. "
+    "Obtain a licence for it (or register the data first), then list it (rule {rule})."
+)
+MSG_DISPUTED: Final = N_(
+    "Title to right {right} is under dispute ({disputes}): the registration cannot be made "
+    "while the dispute is open. Refuse or return the application, or wait until the objection "
+    "is closed or lapses (rule {rule})."
+)
+MSG_NOT_OBJECTOR: Final = N_(
+    "Only the objector or a registrar can record a lawsuit on objection registration {application}."
 )
 MSG_NOT_APPLICANT: Final = N_("Only the applicant's party can {action} this application.")
 MSG_NO_CERTIFICATE: Final = N_(
     "No certificate numbered {number} has been issued. Check the number on the certificate "
     "(rule {rule})."
+)
+MSG_CHECKLIST: Final = N_(
+    "Confirm every item of the substantive-review checklist before approving ({count} not "
+    "confirmed yet), or return the application with a reason (rule {rule})."
+)
+MSG_UNKNOWN_CHECK: Final = N_(
+    "{item} is not an item of the substantive-review checklist: confirm the items the "
+    "checklist lists (rule {rule})."
 )
 MSG_NOT_NOTICED: Final = N_(
     "Application {application} is not on the public notice board: objections are lodged "
@@ -259,15 +298,43 @@ def _attach_version(
     asset.update_frequency = asset.update_frequency or str(facts.get("update_frequency") or "")
 
 
-def _set_lineage(session: Session, asset: RegistryAsset, sources: Iterable[str]) -> None:
+def _usable_source(session: Session, principal: Principal, source: RegistryAsset) -> bool:
+    """Whether ``principal`` may name ``source`` in a product's lineage: it sees the asset (its
+    own, or every asset as a registrar), or its party holds a holding or processing-use right on
+    it (a licensee builds products on data it does not hold)."""
+    if _can_see_party(principal, source.party_id, P.REGISTRY_ASSET_READ, P.REGISTRY_ASSET_READ_ALL):
+        return True
+    held = session.scalar(
+        select(func.count()).where(
+            RegistryRight.asset_id == source.id,
+            RegistryRight.holder_id == principal.party_id,
+            RegistryRight.kind.in_([RightKind.HOLDING.value, RightKind.PROCESSING_USE.value]),
+        )
+    )
+    return bool(held)
+
+
+def _set_lineage(
+    session: Session, principal: Principal, asset: RegistryAsset, sources: Iterable[str]
+) -> None:
     for row in session.scalars(
         select(RegistryLineage).where(RegistryLineage.product_id == asset.id)
     ):
         session.delete(row)
     for source_id in dict.fromkeys(sources):
         source = session.get(RegistryAsset, source_id)
-        if source is None or source_id == asset.id:
-            raise InvalidInput(MSG_NO_SOURCE, field="lineage", asset=source_id)
+        # Unknown and invisible sources get the same answer: no oracle for others' asset ids.
+        if (
+            source is None
+            or source_id == asset.id
+            or not _usable_source(session, principal, source)
+        ):
+            raise InvalidRegistration(
+                MSG_NO_SOURCE,
+                rule=_rules().rule_id("product_lineage"),
+                field="lineage",
+                asset=source_id,
+            )
         session.add(
             RegistryLineage(
                 product_id=asset.id, source_id=source_id, source_version_id=source.version_id
@@ -309,7 +376,7 @@ def create_asset(session: Session, principal: Principal, draft: AssetDraft) -> R
     session.add(asset)
     session.flush()
     if draft.lineage:
-        _set_lineage(session, asset, draft.lineage)
+        _set_lineage(session, principal, asset, draft.lineage)
     _audit(
         session,
         principal,
@@ -338,7 +405,7 @@ def update_asset(
     if changes.get("version_id"):
         _attach_version(session, principal, asset, str(changes["version_id"]))
     if "lineage" in changes:
-        _set_lineage(session, asset, changes["lineage"] or ())
+        _set_lineage(session, principal, asset, changes["lineage"] or ())
     asset.updated_at = utcnow()
     _audit(
         session,
@@ -464,6 +531,11 @@ def _persist_change(session: Session, change: RightsChange, registration_id: str
         assert existing is not None, right.id
         existing.assign(right)
     session.flush()
+    # The parties the change names are told in this transaction (stored with the change, seen
+    # only if it commits): holders and pledgees of the rights it touched or suspended.
+    from datafactor.registry.notifications import rights_changed
+
+    rights_changed(session, change)
 
 
 # ------------------------------------------------------------------------------ applications
@@ -473,7 +545,10 @@ def _persist_change(session: Session, change: RightsChange, registration_id: str
 class ApplicationDraft:
     """What an applicant asks for. ``scope`` / term describe the right to be registered (or a
     change's new ones); ``right_id`` the right acted on; ``counterparty_id`` the licensee,
-    transferee or pledgee; ``fingerprint`` the SHA-256 of the version the applicant registers."""
+    transferee or pledgee; ``fingerprint`` the SHA-256 of the version the applicant registers.
+    ``order_reference`` is the court or authority order a revocation is applied for on;
+    ``grounds`` / ``statement`` / ``evidence`` are an objection registration's (evidence also
+    supports a revocation on an order)."""
 
     type: RegistrationType
     asset_id: str
@@ -485,10 +560,19 @@ class ApplicationDraft:
     fingerprint: str | None = None
     self_commitment: bool = False
     raw_single_records: bool = False
+    order_reference: str | None = None
+    grounds: tuple[str, ...] = ()
+    statement: str = ""
+    evidence: tuple[str, ...] = ()
 
 
-def _facts_json(draft: ApplicationDraft) -> dict[str, Any]:
+def _facts_json(draft: ApplicationDraft, *, authority: bool = False) -> dict[str, Any]:
     return {
+        "authority": authority,
+        "order_reference": (draft.order_reference or "").strip() or None,
+        "grounds": list(draft.grounds),
+        "statement": draft.statement,
+        "evidence": list(draft.evidence),
         "right_id": draft.right_id,
         "counterparty_id": draft.counterparty_id,
         "scope": None if draft.scope is None else dict(draft.scope),
@@ -511,26 +595,82 @@ def _requested(facts: Mapping[str, Any]) -> tuple[Scope | None, Term | None]:
     return scope, term
 
 
-def _open_disputes(session: Session, asset_id: str, application_id: str) -> tuple[str, ...]:
+def _objection_records(
+    session: Session, right_ids: Iterable[str]
+) -> list[tuple[RegistryApplication, ObjectionRecord]]:
+    """The certified objection registrations (异议登记) on ``right_ids``, with their records."""
+    ids = sorted(set(right_ids))
+    if not ids:
+        return []
     rows = session.scalars(
-        select(RegistryObjection.id)
-        .join(RegistryApplication, RegistryApplication.id == RegistryObjection.application_id)
+        select(RegistryApplication)
         .where(
-            RegistryApplication.asset_id == asset_id,
-            RegistryApplication.id != application_id,
-            RegistryObjection.outcome.is_(None),
+            RegistryApplication.type == RegistrationType.OBJECTION.value,
+            RegistryApplication.state == S.CERTIFIED.value,
+            RegistryApplication.right_id.in_(ids),
+        )
+        .order_by(RegistryApplication.submitted_on, RegistryApplication.id)
+    )
+    return [
+        (row, ObjectionRecord.from_dict(row.facts["record"]))
+        for row in rows
+        if row.facts.get("record")
+    ]
+
+
+def _title_rights(book: RightsBook, right_id: str | None, on: date) -> set[str]:
+    """The right acted on and every right its title rests on (its chain of title)."""
+    if right_id is None or book.get(right_id) is None:
+        return set() if right_id is None else {right_id}
+    try:
+        return {right_id, *chain_of_title(right_id, book, on=on).right_ids()}
+    except RegistryError:
+        return {right_id}
+
+
+def _open_disputes(
+    session: Session,
+    row: RegistryApplication,
+    book: RightsBook,
+    on: date,
+) -> tuple[str, ...]:
+    """Open title disputes the application meets: undecided objections lodged against other
+    applications on the asset, and objection registrations in force on the right acted on or
+    on any right its title rests on (a substantiated one does not block the correction that
+    carries it out)."""
+    found = list(
+        session.scalars(
+            select(RegistryObjection.id)
+            .join(RegistryApplication, RegistryApplication.id == RegistryObjection.application_id)
+            .where(
+                RegistryApplication.asset_id == row.asset_id,
+                RegistryApplication.id != row.id,
+                RegistryObjection.outcome.is_(None),
+            )
         )
     )
-    return tuple(rows)
+    correcting = row.type == RegistrationType.CORRECTION.value
+    for other, record in _objection_records(session, _title_rights(book, row.right_id, on)):
+        if other.id == row.id or not record.disputes(on):
+            continue
+        if correcting and record.closed is ObjectionRecordStatus.SUBSTANTIATED:
+            continue
+        found.append(other.id)
+    return tuple(found)
 
 
 def _application_facts(
-    session: Session, row: RegistryApplication, lineage: Mapping[str, set[str]]
+    session: Session,
+    row: RegistryApplication,
+    lineage: Mapping[str, set[str]],
+    book: RightsBook | None = None,
+    on: date | None = None,
 ) -> ApplicationFacts:
     asset = session.get(RegistryAsset, row.asset_id)
     assert asset is not None
     facts = row.facts
     scope, term = _requested(facts)
+    consent = facts.get("pledgee_consent") or {}
     return ApplicationFacts(
         registration_type=RegistrationType(row.type),
         applicant_id=row.applicant_id,
@@ -543,7 +683,7 @@ def _application_facts(
         grade=asset.grade,
         declared_fingerprint=facts.get("fingerprint"),
         stored_fingerprint=asset.fingerprint,
-        open_disputes=_open_disputes(session, asset.id, row.id),
+        open_disputes=_open_disputes(session, row, book or RightsBook(), on or today_cn()),
         raw_single_records=bool(facts.get("raw_single_records")),
         self_commitment=bool(facts.get("self_commitment")),
         right_id=facts.get("right_id"),
@@ -551,6 +691,17 @@ def _application_facts(
         requested_scope=scope,
         requested_term=term,
         lineage={k: sorted(v) for k, v in lineage.items()},
+        authority=bool(facts.get("authority")),
+        grounds=Grounds(
+            frozenset(facts.get("grounds") or ()),
+            str(facts.get("statement") or ""),
+            tuple(facts.get("evidence") or ()),
+        )
+        if row.type == RegistrationType.OBJECTION.value
+        else None,
+        order_reference=facts.get("order_reference"),
+        pledgee_consent=consent.get("party_id"),
+        application_id=row.id,
     )
 
 
@@ -565,6 +716,7 @@ def _record_step(
     principal: Principal | None,
     *,
     rules: RegistryRules,
+    details: Sequence[str] = (),
 ) -> None:
     application = step.application
     owner = application.owner(rules)
@@ -599,7 +751,7 @@ def _record_step(
         row.id,
         f"{step.action.value}: {step.source.value if step.source else '-'} -> {step.target.value}",
         row.applicant_id,
-        [step.reason or "", step.rule or ""],
+        [step.reason or "", step.rule or "", *details],
     )
 
 
@@ -623,6 +775,17 @@ def submit_application(
         # An initial registration names one of the applicant's own assets; others' assets are
         # not even shown to exist (a registrar, who sees them, is refused by REG-HOLDER).
         asset = get_asset(session, principal, draft.asset_id)
+    visible = _can_see_party(
+        principal, asset.party_id, P.REGISTRY_ASSET_READ, P.REGISTRY_ASSET_READ_ALL
+    )
+    if not visible and not _may_apply_on(session, principal, asset, draft):
+        # The decision would show another party's fingerprint and grade: not found, as for any
+        # asset the applicant cannot see.
+        raise NotFound(MSG_NO_ASSET)
+    if not visible:
+        # A third party contesting a right (objection, revocation on an order) does not declare
+        # the holder's data: a declared fingerprint would make the review an oracle for it.
+        draft = dataclasses.replace(draft, fingerprint=None)
     if asset.version_id and asset.party_id == principal.party_id:
         asset.grade = _latest_grade(session, principal, asset.version_id)
     calendar = calendar_for(session)
@@ -637,7 +800,7 @@ def submit_application(
         asset_id=asset.id,
         data_class=asset.data_class,
         right_id=draft.right_id,
-        facts=_facts_json(draft),
+        facts=_facts_json(draft, authority=_is_authority(principal)),
         created_by=principal.user_id,
     )
     session.add(row)
@@ -656,6 +819,39 @@ def submit_application(
     _record_step(session, row, step, principal, rules=rules)
     _formal_review(session, row, on=on, issuer=issuer, rules=rules, calendar=calendar)
     return row
+
+
+def _is_authority(principal: Principal) -> bool:
+    """A registrar (of the registration authority) or a regulator: may apply for revocation."""
+    return principal.can(P.REGISTRY_APPLICATION_REVIEW) or (
+        principal.party_kind == identity.PartyKind.REGULATOR.value
+    )
+
+
+# Types a party that cannot see the asset may file on a right it names: contesting it.
+_CONTESTING: Final = frozenset({RegistrationType.OBJECTION, RegistrationType.REVOCATION})
+
+
+def _may_apply_on(
+    session: Session, principal: Principal, asset: RegistryAsset, draft: ApplicationDraft
+) -> bool:
+    """Whether a party that cannot see ``asset`` may still apply on it: it holds a right on it
+    or is the pledgee of one (a licensee transferring its licence, a pledgee releasing its
+    pledge), or it contests a registered right on it (objection registration, revocation on an
+    order) — certificates, with their right and asset ids, are public."""
+    party = principal.party_id
+    interested = session.scalar(
+        select(func.count()).where(
+            RegistryRight.asset_id == asset.id,
+            (RegistryRight.holder_id == party) | (RegistryRight.pledgee_id == party),
+        )
+    )
+    if interested:
+        return True
+    if draft.type in _CONTESTING and draft.right_id:
+        right = session.get(RegistryRight, draft.right_id)
+        return right is not None and right.asset_id == asset.id
+    return False
 
 
 _SYSTEM_ACTION: Final = {
@@ -679,7 +875,7 @@ def _formal_review(
         _record_step(session, row, step, None, rules=rules)
     book, lineage = _load_book(session, [row.asset_id])
     decision = formal_checks(
-        _application_facts(session, row, lineage), book=book, on=on, rules=rules
+        _application_facts(session, row, lineage, book, on), book=book, on=on, rules=rules
     )
     row.decision = decision.as_dict()
     if decision.outcome is Outcome.PENDING:
@@ -706,11 +902,27 @@ def _visible_application(
     if for_update:
         stmt = stmt.with_for_update()
     row = session.execute(stmt).scalar_one_or_none()
-    if row is None or not _can_see_party(
-        principal, row.applicant_id, P.REGISTRY_APPLICATION_READ, P.REGISTRY_APPLICATION_READ_ALL
+    if row is None or not (
+        _can_see_party(
+            principal,
+            row.applicant_id,
+            P.REGISTRY_APPLICATION_READ,
+            P.REGISTRY_APPLICATION_READ_ALL,
+        )
+        or _is_consenting_pledgee(session, principal, row)
     ):
         raise NotFound(MSG_NO_APPLICATION)
     return row
+
+
+def _is_consenting_pledgee(
+    session: Session, principal: Principal, row: RegistryApplication
+) -> bool:
+    """The pledgee reads the holder's application to release its pledge (it must consent)."""
+    if row.type != RegistrationType.PLEDGE_RELEASE.value or row.right_id is None:
+        return False
+    right = session.get(RegistryRight, row.right_id)
+    return right is not None and right.pledgee_id == principal.party_id
 
 
 def get_application(
@@ -795,10 +1007,16 @@ def act(
     reason: str = "",
     target: RegistrationState | None = None,
     today: date | None = None,
+    checklist: Collection[str] | None = None,
 ) -> RegistryApplication:
     """A person acts on an application: a registrar (review, notice, register, return, refuse,
     re-run the formal review), the applicant (resubmit, withdraw) or an administrator (force,
-    audited with its reason). Reaching *certified* issues the certificate in this transaction."""
+    audited with its reason). Reaching *certified* issues the certificate in this transaction.
+
+    ``checklist``: the substantive-review items the registrar confirmed. The API and the console
+    always pass it, and an approval is refused unless every item of the rules' checklist is
+    confirmed (``REG-SUBSTANTIVE-CHECKLIST``); the items are stored with the approval's audit
+    record. ``None`` is for in-process callers with no person reviewing (the demo loader)."""
     on = today or today_cn()
     rules = _rules()
     calendar = calendar_for(session)
@@ -814,6 +1032,9 @@ def act(
     row = _visible_application(session, principal, application_id, for_update=True)
     if role is R.APPLICANT and row.applicant_id != principal.party_id:
         raise Forbidden(MSG_NOT_APPLICANT, action=action.value)
+    confirmed: tuple[str, ...] = ()
+    if checklist is not None and action in _APPROVALS:
+        confirmed = _checked(checklist, rules)
     if action is A.ACCEPT and row.state == S.FORMAL_REVIEW.value:
         # "Accept" on an application waiting in formal review re-runs the automatic checks
         # (e.g. once the discovery scan has finished).
@@ -851,12 +1072,193 @@ def act(
             "reason": step.reason,
             "rule": step.rule,
         }
-    _record_step(session, row, step, principal, rules=rules)
+    _record_step(
+        session,
+        row,
+        step,
+        principal,
+        rules=rules,
+        details=[f"checklist: {', '.join(confirmed)}"] if confirmed else [],
+    )
     if row.state == S.SUBMITTED.value:
         _formal_review(session, row, on=on, issuer=issuer, rules=rules, calendar=calendar)
     elif row.state == S.CERTIFIED.value:
         _certify(session, row, principal, on=on, issuer=issuer, rules=rules)
     return row
+
+
+_APPROVALS: Final = frozenset({A.APPROVE_TO_NOTICE, A.APPROVE})
+
+
+def _checked(checklist: Collection[str], rules: RegistryRules) -> tuple[str, ...]:
+    """The checklist items confirmed, in the rules' order; refused unless every one is."""
+    rule = rules.rule_id("substantive_checklist")
+    items = rules.substantive_checklist
+    for item in checklist:
+        if item not in items:
+            raise InvalidInput(MSG_UNKNOWN_CHECK, field="checklist", item=item, rule=rule)
+    missing = [item for item in items if item not in checklist]
+    if missing:
+        raise InvalidInput(MSG_CHECKLIST, field="checklist", count=len(missing), rule=rule)
+    return tuple(items)
+
+
+def consent_to_release(
+    session: Session,
+    principal: Principal,
+    application_id: str,
+    *,
+    issuer: Issuer,
+    today: date | None = None,
+) -> RegistryApplication:
+    """The pledgee consents to the holder's application to release its pledge (质押注销登记,
+    applied for jointly): a user of the pledgee party signs the consent, which is recorded on
+    the application and audited, and the formal review waiting for it runs again."""
+    _require(principal, P.REGISTRY_APPLICATION_SUBMIT)
+    on = today or today_cn()
+    rules = _rules()
+    row = session.execute(
+        select(RegistryApplication)
+        .where(RegistryApplication.id == application_id)
+        .with_for_update()
+    ).scalar_one_or_none()
+    right = (
+        None if row is None or row.right_id is None else session.get(RegistryRight, row.right_id)
+    )
+    if (
+        row is None
+        or row.type != RegistrationType.PLEDGE_RELEASE.value
+        or right is None
+        or right.pledgee_id != principal.party_id
+    ):
+        # Not the pledgee: the application is not shown to exist.
+        raise NotFound(MSG_NO_APPLICATION)
+    require_open(row.to_domain(), rules=rules)
+    row.facts = {
+        **row.facts,
+        "pledgee_consent": {
+            "party_id": principal.party_id,
+            "user_id": principal.user_id,
+            "username": principal.username,
+            "on": on.isoformat(),
+        },
+    }
+    session.flush()
+    for party in sorted({principal.party_id, row.applicant_id}):
+        _audit(
+            session,
+            principal,
+            EventTag.PLEDGE_CONSENT.value,
+            "registry_application",
+            row.id,
+            f"Pledgee {principal.party_id} consented to releasing the pledge on right "
+            f"{right.id} (application {row.id})",
+            party,
+            [rules.rule_id("pledge_lock")],
+        )
+    if row.state == S.FORMAL_REVIEW.value:
+        _formal_review(
+            session, row, on=on, issuer=issuer, rules=rules, calendar=calendar_for(session)
+        )
+    return row
+
+
+def _objection_application(
+    session: Session, principal: Principal, application_id: str, rules: RegistryRules
+) -> tuple[RegistryApplication, ObjectionRecord]:
+    row = _visible_application(session, principal, application_id, for_update=True)
+    record = require_objection_record(row.to_domain(), row.facts.get("record"), rules=rules)
+    return row, record
+
+
+def _save_record(
+    session: Session,
+    principal: Principal,
+    row: RegistryApplication,
+    record: ObjectionRecord,
+    tag: EventTag,
+    summary: str,
+    reasons: Sequence[str],
+) -> None:
+    row.facts = {**row.facts, "record": record.as_dict()}
+    row.updated_at = utcnow()
+    session.flush()
+    right = session.get(RegistryRight, record.right_id)
+    parties = {row.applicant_id, *([right.holder_id] if right is not None else [])}
+    for party in sorted(parties):
+        _audit(
+            session, principal, tag.value, "registry_application", row.id, summary, party, reasons
+        )
+
+
+def record_objection_lawsuit(
+    session: Session,
+    principal: Principal,
+    application_id: str,
+    *,
+    reference: str,
+    today: date | None = None,
+) -> RegistryApplication:
+    """The objector (or a registrar) records the lawsuit or proceedings it started within the
+    period: the objection registration then stays in force until the registrar closes it."""
+    _require(principal, P.REGISTRY_APPLICATION_SUBMIT, P.REGISTRY_APPLICATION_REVIEW)
+    on = today or today_cn()
+    rules = _rules()
+    row, record = _objection_application(session, principal, application_id, rules)
+    if row.applicant_id != principal.party_id and not principal.can(P.REGISTRY_APPLICATION_REVIEW):
+        raise Forbidden(MSG_NOT_OBJECTOR, application=row.id)
+    updated = record_lawsuit(record, reference, on=on, rules=rules)
+    _save_record(
+        session,
+        principal,
+        row,
+        updated,
+        EventTag.OBJECTION_RECORD_LAWSUIT,
+        f"Lawsuit recorded on objection registration {row.id}: {updated.lawsuit}",
+        [rules.rule_id("objection_registration")],
+    )
+    return row
+
+
+def close_objection_registration(
+    session: Session,
+    principal: Principal,
+    application_id: str,
+    *,
+    substantiated: bool,
+    reason: str,
+    today: date | None = None,
+) -> RegistryApplication:
+    """The registrar closes an objection registration in force: unsubstantiated → lifted (the
+    right is free again); substantiated → it keeps the right under objection until the right's
+    correction or revocation is registered (then it is resolved)."""
+    _require(principal, P.REGISTRY_APPLICATION_REVIEW)
+    on = today or today_cn()
+    rules = _rules()
+    row, record = _objection_application(session, principal, application_id, rules)
+    closed = close_objection_record(
+        record, substantiated=substantiated, reason=reason, role=R.REGISTRAR, on=on, rules=rules
+    )
+    assert closed.closed is not None
+    _save_record(
+        session,
+        principal,
+        row,
+        closed,
+        EventTag.OBJECTION_RECORD_CLOSE,
+        f"Objection registration {row.id} closed: {closed.closed.value}",
+        [closed.reason, rules.rule_id("objection_registration")],
+    )
+    return row
+
+
+def objection_records(
+    session: Session, right_id: str, *, today: date | None = None
+) -> list[tuple[ObjectionRecord, ObjectionRecordStatus]]:
+    """The objection registrations on a right, each with its status on ``today`` (the public
+    verification page shows a right under objection)."""
+    on = today or today_cn()
+    return [(record, record.status(on)) for _, record in _objection_records(session, [right_id])]
 
 
 def overdue_queue(
@@ -1024,6 +1426,16 @@ def decide(
         objection.objector_id,
         [decision.reason, decision.rule],
     )
+    from datafactor.registry.notifications import objection_decided
+
+    objection_decided(
+        session,
+        decision.notify,
+        application_id=row.id,
+        asset_id=row.asset_id,
+        upheld=decision.credit_event,
+        reason=decision.reason,
+    )
     if decision.action is not None:
         step = advance(
             row.to_domain(),
@@ -1102,12 +1514,32 @@ def _certify(
     session.execute(
         select(RegistryAsset.id).where(RegistryAsset.id == row.asset_id).with_for_update()
     )
+    registration_type = RegistrationType(row.type)
+    if registration_type is RegistrationType.INITIAL:
+        _lock_lineage(session, row.asset_id)
     book, lineage = _load_book(session, [row.asset_id])
-    facts = _application_facts(session, row, lineage)
+    if registration_type is RegistrationType.OBJECTION:
+        _register_objection(session, row, book, principal, on=on, rules=rules)
+        return None
+    facts = _application_facts(session, row, lineage, book, on)
+    if registration_type not in DISPUTE_EXEMPT:
+        # An objection registration certified since the review (or any dispute opened since)
+        # must still stop the registration: nothing is written.
+        disputes = _open_disputes(session, row, book, on)
+        if disputes:
+            raise TitleDisputed(
+                MSG_DISPUTED,
+                rule=rules.rule_id("open_dispute"),
+                field="right",
+                right=row.right_id or row.asset_id,
+                disputes=", ".join(disputes),
+            )
     change = rights_operation(facts, book, on, rules, new_right_id=new_id(), registration_id=row.id)
     _persist_change(session, change, row.id)
     right = change.right
     row.result_right_id = right.id
+    if registration_type in (RegistrationType.CORRECTION, RegistrationType.REVOCATION):
+        _resolve_objections(session, row, principal, on=on)
     _audit(
         session,
         principal,
@@ -1134,13 +1566,97 @@ def _certify(
             other.holder_id,
             [change.rule],
         )
-    registration_type = RegistrationType(row.type)
     if not rules.type_rules(registration_type).certificate:
         return None
     after = change.apply(book)
     return _issue(
         session, row, after.right(right.id), after, principal, on=on, issuer=issuer, rules=rules
     )
+
+
+def _lock_lineage(session: Session, product_id: str) -> None:
+    """Lock the rows a product's registration rests on, before its rights book is read: the
+    assets of its lineage (every source, transitively) and the rights on them. A cancellation,
+    revocation or transfer of a source right locks its asset first, so it cannot slip between
+    the lineage check and the certification (SQLite writers are serialised anyway)."""
+    sources: set[str] = set()
+    todo = {product_id}
+    while todo:
+        found = set(
+            session.scalars(
+                select(RegistryLineage.source_id).where(RegistryLineage.product_id.in_(todo))
+            )
+        )
+        todo = found - sources - {product_id}
+        sources |= found
+    sources.discard(product_id)
+    if not sources:
+        return
+    ordered = sorted(sources)  # one order everywhere: no deadlock between two products
+    session.execute(
+        select(RegistryAsset.id)
+        .where(RegistryAsset.id.in_(ordered))
+        .order_by(RegistryAsset.id)
+        .with_for_update()
+    )
+    session.execute(
+        select(RegistryRight.id)
+        .where(RegistryRight.asset_id.in_(ordered))
+        .order_by(RegistryRight.id)
+        .with_for_update()
+    )
+
+
+def _register_objection(
+    session: Session,
+    row: RegistryApplication,
+    book: RightsBook,
+    principal: Principal | None,
+    *,
+    on: date,
+    rules: RegistryRules,
+) -> None:
+    """Certify an objection registration: its record goes on the right it names, which is
+    under objection from now on; the right's holder (and pledgee) are told."""
+    assert row.right_id is not None
+    record = register_objection(row.to_domain(), right_id=row.right_id, on=on, rules=rules)
+    row.facts = {**row.facts, "record": record.as_dict()}
+    row.result_right_id = row.right_id
+    right = book.right(row.right_id)
+    told = sorted({right.holder_id, *([right.pledge.pledgee_id] if right.pledge else [])})
+    _audit(
+        session,
+        principal,
+        EventTag.RIGHT_OBJECTION.value,
+        "registry_right",
+        right.id,
+        f"Objection registration {row.id} by party {row.applicant_id}: right {right.id} is "
+        f"under objection until {record.lapses_on.isoformat()} unless a lawsuit is recorded; "
+        f"notify: {', '.join(told)}",
+        right.holder_id,
+        [rules.rule_id("objection_registration")],
+    )
+
+
+def _resolve_objections(
+    session: Session, row: RegistryApplication, principal: Principal | None, *, on: date
+) -> None:
+    """A correction or revocation of a right carries out the substantiated objection
+    registrations on it: they are resolved."""
+    for other, record in _objection_records(session, [row.right_id or ""]):
+        resolved = resolve_objection_record(record, on=on)
+        if resolved is None:
+            continue
+        other.facts = {**other.facts, "record": resolved.as_dict()}
+        _audit(
+            session,
+            principal,
+            EventTag.OBJECTION_RECORD_CLOSE.value,
+            "registry_application",
+            other.id,
+            f"Objection registration {other.id} resolved by registration {row.id}",
+            other.applicant_id,
+        )
 
 
 def _issue(
@@ -1248,6 +1764,11 @@ class Verification:
     signature_valid: bool
     chain_of_title: dict[str, Any] | None
     chain_problem: str | None
+    objections: tuple[tuple[ObjectionRecord, ObjectionRecordStatus], ...] = ()
+
+    @property
+    def under_objection(self) -> bool:
+        return any(status in DISPUTING_STATUSES for _, status in self.objections)
 
     def as_dict(self) -> dict[str, Any]:
         c = self.certificate
@@ -1269,6 +1790,16 @@ class Verification:
             "signature_valid": self.signature_valid,
             "chain_of_title": self.chain_of_title,
             "chain_problem": self.chain_problem,
+            "under_objection": self.under_objection,
+            "objections": [
+                {
+                    "application_id": r.application_id,
+                    "status": status.value,
+                    "registered_on": r.registered_on.isoformat(),
+                    "lapses_on": r.lapses_on.isoformat(),
+                }
+                for r, status in self.objections
+            ],
         }
 
 
@@ -1305,7 +1836,60 @@ def verify_certificate(session: Session, number: str, *, today: date | None = No
         )
     except (ValueError, RegistryError):
         valid = False
-    return Verification(certificate, status, right.status, valid, chain, problem)
+    objections = tuple(objection_records(session, right.id, today=on))
+    return Verification(certificate, status, right.status, valid, chain, problem, objections)
+
+
+_REVISION: Final = select(RegistryRevision.__table__.c.value).where(
+    RegistryRevision.__table__.c.id == bindparam("id")
+)
+
+
+async def registry_revision(db: Database) -> int:
+    """The registry's change counter (``RegistryRevision``), read on the lookup hot path."""
+    row = await db.lookup(_REVISION, {"id": 1})
+    return 0 if row is None else int(row[0])
+
+
+class VerificationCache:
+    """Public verifications already computed for one database, keyed by (number, day, registry
+    revision).
+
+    A verification depends only on rows whose every write bumps the registry revision in the
+    same transaction, and on the day. A reader that reads the revision *before* computing may
+    reuse what was computed at that revision: at worst it was computed from a newer state, never
+    an older one. Bounded (least recently used out); one per process.
+    """
+
+    def __init__(self, size: int = 16_384) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, date, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, date, int]) -> bytes | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, date, int], body: bytes) -> None:
+        with self._lock:
+            self._entries[key] = body
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+_CACHES: Final[weakref.WeakKeyDictionary[Database, VerificationCache]] = weakref.WeakKeyDictionary()
+
+
+def verification_cache(db: Database) -> VerificationCache:
+    """The verification cache of ``db`` (one per database per process)."""
+    cache = _CACHES.get(db)
+    if cache is None:
+        cache = _CACHES[db] = VerificationCache()
+    return cache
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ Pure Python: no web, no ORM.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from datafactor.errors import N_
 
@@ -186,7 +187,27 @@ class EventTag(StrEnum):
     RIGHT_SUSPEND = "registry:right:suspend"
     RIGHT_REINSTATE = "registry:right:reinstate"
     RIGHT_EXPIRE = "registry:right:expire"
+    RIGHT_OBJECTION = "registry:right:objection"
+    OBJECTION_RECORD_CLOSE = "registry:objection-record:close"
+    OBJECTION_RECORD_LAWSUIT = "registry:objection-record:lawsuit"
+    PLEDGE_CONSENT = "registry:pledge:consent"
     CERTIFICATE_ISSUE = "registry:certificate:issue"
+
+
+class ObjectionRecordStatus(StrEnum):
+    """Where a certified objection registration (异议登记) stands on the right it names."""
+
+    IN_FORCE = "in_force"  # 异议登记有效 (the right is under objection)
+    LAPSED = "lapsed"  # 已失效 (no lawsuit or decision within the period)
+    LIFTED = "lifted"  # 已注销 (the registrar found it unsubstantiated)
+    SUBSTANTIATED = "substantiated"  # 异议成立 (the right is to be corrected or revoked)
+    RESOLVED = "resolved"  # 已处理 (the right was corrected or revoked)
+
+
+# Statuses in which an objection registration keeps the right under dispute.
+DISPUTING_STATUSES: Final = frozenset(
+    {ObjectionRecordStatus.IN_FORCE, ObjectionRecordStatus.SUBSTANTIATED}
+)
 
 
 # Display labels (English msgids; the catalogues carry the Chinese).
@@ -204,8 +225,10 @@ ORIGIN_LABELS: Final[dict[str, str]] = {
 RIGHT_STATUS_LABELS: Final[dict[str, str]] = {
     RightStatus.ACTIVE: N_("Active"),
     RightStatus.PLEDGED: N_("Pledged"),
-    RightStatus.SUSPENDED: N_("Suspended"),
-    RightStatus.CANCELLED: N_("Cancelled"),
+    # The registry's own msgids: "Cancelled" / "Suspended" elsewhere mean a cancelled scan (已取消)
+    # or a suspended party (已暂停); a right is deregistered (已注销) or in suspension (已中止).
+    RightStatus.SUSPENDED: N_("In suspension"),
+    RightStatus.CANCELLED: N_("Deregistered"),
     RightStatus.REVOKED: N_("Revoked"),
     RightStatus.TRANSFERRED: N_("Transferred"),
     RightStatus.EXPIRED: N_("Expired"),
@@ -229,9 +252,142 @@ CERTIFICATE_STATUS_LABELS: Final[dict[str, str]] = {
     CertificateStatus.ACTIVE: N_("Valid"),
     CertificateStatus.EXPIRED: N_("Expired"),
     CertificateStatus.PLEDGED: N_("Pledged"),
-    CertificateStatus.SUSPENDED: N_("Suspended"),
+    CertificateStatus.SUSPENDED: N_("In suspension"),
     CertificateStatus.REVOKED: N_("Revoked"),
-    CertificateStatus.CANCELLED: N_("Cancelled"),
+    CertificateStatus.CANCELLED: N_("Deregistered"),
     CertificateStatus.TRANSFERRED: N_("Transferred"),
     CertificateStatus.SUPERSEDED: N_("Superseded"),
 }
+REGISTRATION_TYPE_LABELS: Final[dict[str, str]] = {
+    RegistrationType.INITIAL: N_("Initial registration"),
+    RegistrationType.LICENCE: N_("Licence registration"),
+    RegistrationType.TRANSFER: N_("Transfer registration"),
+    RegistrationType.CHANGE: N_("Change registration"),
+    RegistrationType.CORRECTION: N_("Correction registration"),
+    RegistrationType.RENEWAL: N_("Renewal registration"),
+    RegistrationType.PLEDGE: N_("Pledge registration"),
+    RegistrationType.PLEDGE_RELEASE: N_("Pledge release registration"),
+    RegistrationType.CANCELLATION: N_("Cancellation registration"),
+    RegistrationType.REVOCATION: N_("Revocation registration"),
+    RegistrationType.OBJECTION: N_("Objection registration"),
+}
+ACTION_LABELS: Final[dict[str, str]] = {
+    Action.SUBMIT: N_("Submit"),
+    Action.ACCEPT: N_("Accept"),
+    Action.PASS_FORMAL: N_("Pass the formal review"),
+    Action.FAST_TRACK_NOTICE: N_("Fast track to public notice"),
+    Action.FAST_TRACK_REGISTER: N_("Fast track to registration"),
+    Action.RETURN_FORMAL: N_("Return after formal review"),
+    Action.REFUSE_FORMAL: N_("Refuse after formal review"),
+    Action.APPROVE_TO_NOTICE: N_("Approve for public notice"),
+    Action.APPROVE: N_("Approve and register"),
+    Action.RETURN: N_("Return for correction"),
+    Action.REFUSE: N_("Refuse registration"),
+    Action.RESUBMIT: N_("Resubmit"),
+    Action.LODGE_OBJECTION: N_("Lodge an objection"),
+    Action.DISMISS_OBJECTIONS: N_("Dismiss the objections"),
+    Action.UPHOLD_OBJECTION: N_("Uphold the objection"),
+    Action.CLOSE_NOTICE: N_("Close the notice and register"),
+    Action.WITHDRAW: N_("Withdraw"),
+    Action.FORCE: N_("Force a transition"),
+}
+ROLE_LABELS: Final[dict[str, str]] = {
+    ActorRole.APPLICANT: N_("Applicant"),
+    ActorRole.REGISTRAR: N_("Registrar"),
+    ActorRole.SYSTEM: N_("System"),
+    ActorRole.OBJECTOR: N_("Objector"),
+    ActorRole.ADMINISTRATOR: N_("Administrator"),
+}
+# The formal review's outcomes (``checks.Outcome`` values; "none" before any review).
+OUTCOME_LABELS: Final[dict[str, str]] = {
+    "pass": N_("Passed"),
+    "pending": N_("Pending"),
+    "return": N_("Returned for correction"),
+    "refuse": N_("Refused"),
+    "none": N_("No decision yet"),
+}
+OBJECTION_RECORD_LABELS: Final[dict[str, str]] = {
+    ObjectionRecordStatus.IN_FORCE: N_("Under objection"),
+    ObjectionRecordStatus.LAPSED: N_("Objection lapsed"),
+    ObjectionRecordStatus.LIFTED: N_("Objection lifted"),
+    ObjectionRecordStatus.SUBSTANTIATED: N_("Objection substantiated"),
+    ObjectionRecordStatus.RESOLVED: N_("Objection resolved"),
+}
+
+# Message parameters that carry a code, and the labels they are shown through: a registry
+# message never shows a user "transfer" or "public_notice", always the label in their language.
+# ``RegistryError`` wraps these parameters in ``Label`` and ``checks.render_message`` maps them.
+CODED_PARAMS: Final[Mapping[str, Mapping[str, str]]] = {
+    "type": REGISTRATION_TYPE_LABELS,
+    "action": ACTION_LABELS,
+    "allowed": ACTION_LABELS,
+    "state": STATE_LABELS,
+    "target": STATE_LABELS,
+    "role": ROLE_LABELS,
+    "roles": ROLE_LABELS,
+    "status": RIGHT_STATUS_LABELS,
+    "kind": RIGHT_KIND_LABELS,
+    "parent_kind": RIGHT_KIND_LABELS,
+    "origin": ORIGIN_LABELS,
+    "track": TRACK_LABELS,
+    "outcome": OUTCOME_LABELS,
+    "needed": OUTCOME_LABELS,
+    "record_status": OBJECTION_RECORD_LABELS,
+}
+LIST_SEPARATOR: Final = ", "
+
+
+def translate(message: str, locale: str | None = None) -> str:
+    """``message`` (a msgid) in ``locale``, or in the current request's locale when None."""
+    # Imported here: the catalogues belong to the web layer, and only rendering needs them.
+    from datafactor import context
+    from datafactor.web.i18n import translations
+
+    return translations(locale or context.locale.get()).gettext(message)
+
+
+def label_text(key: str, value: Any, locale: str | None = None) -> Any:
+    """``value`` of parameter ``key`` as users read it: a code (or a comma-separated list of
+    codes) shown through its label in ``locale`` (the current request's when None); any other
+    value unchanged."""
+    labels = CODED_PARAMS.get(key)
+    if labels is None or not isinstance(value, str):
+        return value
+    codes = [c.strip() for c in str.__str__(value).split(LIST_SEPARATOR)]
+    if not all(c in labels for c in codes):
+        return value
+    return LIST_SEPARATOR.join(translate(labels[c], locale) for c in codes)
+
+
+class Label(str):
+    """A coded message parameter: its value is the code (stored, compared, sent in JSON), but
+    formatted into a message it is the label in the current locale, so ``gettext(message,
+    **params)`` in the web layer shows a Chinese user "公示中", not ``public_notice``."""
+
+    key: str
+
+    def __new__(cls, key: str, value: str) -> Label:
+        made = super().__new__(cls, value)
+        made.key = key
+        return made
+
+    def __format__(self, spec: str) -> str:
+        return format(str(label_text(self.key, str.__str__(self))), spec)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Label, (self.key, str.__str__(self)))
+
+
+def coded(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with every coded parameter (``CODED_PARAMS``) wrapped in ``Label``."""
+    return {
+        k: Label(k, v)
+        if k in CODED_PARAMS and isinstance(v, str) and not isinstance(v, Label)
+        else v
+        for k, v in params.items()
+    }
+
+
+def labelled(codes: Iterable[str]) -> str:
+    """Several codes as one parameter value (shown as their labels, comma-separated)."""
+    return LIST_SEPARATOR.join(codes)

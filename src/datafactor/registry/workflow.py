@@ -41,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
@@ -56,10 +56,12 @@ from datafactor.registry.errors import (
 )
 from datafactor.registry.rulebook import OverdueAction, RegistryRules, load_registry_rules
 from datafactor.registry.vocabulary import (
+    DISPUTING_STATUSES,
     FINAL_STATES,
     Action,
     ActorRole,
     DataClass,
+    ObjectionRecordStatus,
     RegistrationState,
     RegistrationType,
     Track,
@@ -889,3 +891,221 @@ def decide_objection(
         frozenset({objection.objector_id, application.applicant_id}),
         rule,
     )
+
+
+# --- objection registrations (异议登记) --------------------------------------------------------------
+
+MSG_RECORD_CLOSED: Final = N_(
+    "Objection registration {application} is no longer in force ({record_status}): nothing "
+    "more can be recorded on it (rule {rule})."
+)
+MSG_RECORD_NOT_CERTIFIED: Final = N_(
+    "Application {application} is not a registered objection registration (rule {rule})."
+)
+MSG_LAWSUIT_REFERENCE: Final = N_(
+    "Give the case number of the lawsuit or the reference of the authority's proceedings, "
+    "in at most {max} characters (rule {rule})."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectionRecord:
+    """A certified objection registration (异议登记) on a registered right.
+
+    Unlike an objection lodged during a public notice (against an *application*), it is filed by
+    an interested party against a right already registered, goes through formal review, and once
+    registered puts the right *under objection*: the open-dispute rule refuses transfers,
+    licences, pledges, changes and cancellations of it (and of rights whose title rests on it).
+    It lapses ``objection_lapse_days`` calendar days after registration unless a lawsuit (or an
+    authority's proceedings) is recorded; the registrar closes it: unsubstantiated → lifted;
+    substantiated → the right stays under objection until its correction or revocation is
+    registered (``resolved``). The record's own states sit after the application's final
+    *certified* state; the workflow's state machine is not changed.
+    """
+
+    application_id: str
+    right_id: str
+    objector_id: str
+    registered_on: date
+    lapses_on: date
+    lawsuit: str | None = None
+    closed: ObjectionRecordStatus | None = None
+    closed_on: date | None = None
+    reason: str = ""
+
+    def status(self, on: date) -> ObjectionRecordStatus:
+        if self.closed is not None:
+            return self.closed
+        if self.lawsuit is None and on > self.lapses_on:
+            return ObjectionRecordStatus.LAPSED
+        return ObjectionRecordStatus.IN_FORCE
+
+    def disputes(self, on: date) -> bool:
+        """Whether the right is under objection on ``on`` because of this record."""
+        return self.status(on) in DISPUTING_STATUSES
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "application_id": self.application_id,
+            "right_id": self.right_id,
+            "objector_id": self.objector_id,
+            "registered_on": self.registered_on.isoformat(),
+            "lapses_on": self.lapses_on.isoformat(),
+            "lawsuit": self.lawsuit,
+            "closed": None if self.closed is None else self.closed.value,
+            "closed_on": None if self.closed_on is None else self.closed_on.isoformat(),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObjectionRecord:
+        def day(value: Any) -> date | None:
+            return None if not value else date.fromisoformat(str(value))
+
+        registered, lapses = day(data["registered_on"]), day(data["lapses_on"])
+        assert registered is not None
+        assert lapses is not None
+        return cls(
+            application_id=str(data["application_id"]),
+            right_id=str(data["right_id"]),
+            objector_id=str(data["objector_id"]),
+            registered_on=registered,
+            lapses_on=lapses,
+            lawsuit=data.get("lawsuit") or None,
+            closed=None if not data.get("closed") else ObjectionRecordStatus(data["closed"]),
+            closed_on=day(data.get("closed_on")),
+            reason=str(data.get("reason") or ""),
+        )
+
+
+def register_objection(
+    application: RegistrationApplication,
+    *,
+    right_id: str,
+    on: date,
+    rules: RegistryRules | None = None,
+) -> ObjectionRecord:
+    """The record a certified objection registration leaves on the right it names."""
+    rules = rules or load_registry_rules()
+    if application.type is not RegistrationType.OBJECTION:
+        raise TransitionNotAllowed(
+            MSG_RECORD_NOT_CERTIFIED,
+            rule=rules.rule_id("objection_registration"),
+            field="application",
+            application=application.id,
+        )
+    return ObjectionRecord(
+        application.id,
+        right_id,
+        application.applicant_id,
+        on,
+        on + timedelta(days=rules.objection_lapse_days),
+    )
+
+
+def _require_open(record: ObjectionRecord, on: date, rules: RegistryRules) -> None:
+    status = record.status(on)
+    if status is not ObjectionRecordStatus.IN_FORCE:
+        raise TransitionNotAllowed(
+            MSG_RECORD_CLOSED,
+            rule=rules.rule_id("objection_registration"),
+            field="application",
+            application=record.application_id,
+            record_status=status.value,
+        )
+
+
+def record_lawsuit(
+    record: ObjectionRecord,
+    reference: str,
+    *,
+    on: date,
+    rules: RegistryRules | None = None,
+) -> ObjectionRecord:
+    """The objector sued (or an authority opened proceedings) in time: the record no longer
+    lapses; it stays in force until the registrar closes it on the outcome."""
+    rules = rules or load_registry_rules()
+    _require_open(record, on, rules)
+    text = " ".join((reference or "").split())
+    if not text or len(text) > REASON_MAX:
+        raise InvalidRegistration(
+            MSG_LAWSUIT_REFERENCE,
+            rule=rules.rule_id("objection_registration"),
+            field="reference",
+            max=REASON_MAX,
+        )
+    return dataclasses.replace(record, lawsuit=text)
+
+
+def close_objection_record(
+    record: ObjectionRecord,
+    *,
+    substantiated: bool,
+    reason: str,
+    role: ActorRole,
+    on: date,
+    rules: RegistryRules | None = None,
+) -> ObjectionRecord:
+    """The registrar closes an objection registration in force, with a reason: unsubstantiated
+    → lifted (the right is no longer under objection); substantiated → the right stays under
+    objection until its correction or revocation is registered through the normal types."""
+    rules = rules or load_registry_rules()
+    rule = rules.rule_id("objection_registration")
+    if role is not R.REGISTRAR:
+        raise ActorNotAllowed(
+            MSG_ROLE,
+            rule=rule,
+            field="role",
+            action=A.UPHOLD_OBJECTION.value if substantiated else A.DISMISS_OBJECTIONS.value,
+            state=S.CERTIFIED.value,
+            roles=R.REGISTRAR.value,
+            role=role.value,
+        )
+    _require_open(record, on, rules)
+    text = check_reason(reason, rules, rule_key="objection_registration")
+    closed = ObjectionRecordStatus.SUBSTANTIATED if substantiated else ObjectionRecordStatus.LIFTED
+    return dataclasses.replace(record, closed=closed, closed_on=on, reason=text)
+
+
+def resolve_objection_record(record: ObjectionRecord, *, on: date) -> ObjectionRecord | None:
+    """A substantiated record once the right's correction or revocation is registered (None
+    when the record is not substantiated)."""
+    if record.closed is not ObjectionRecordStatus.SUBSTANTIATED:
+        return None
+    return dataclasses.replace(record, closed=ObjectionRecordStatus.RESOLVED, closed_on=on)
+
+
+def require_open(application: RegistrationApplication, rules: RegistryRules | None = None) -> None:
+    """Refuse to add anything to an application that is already final (certified, refused,
+    withdrawn)."""
+    rules = rules or load_registry_rules()
+    if application.final:
+        raise TransitionNotAllowed(
+            MSG_FINAL,
+            rule=rules.rule_id("workflow"),
+            field="application",
+            application=application.id,
+            state=application.state.value,
+        )
+
+
+def require_objection_record(
+    application: RegistrationApplication,
+    record: dict[str, Any] | None,
+    *,
+    rules: RegistryRules | None = None,
+) -> ObjectionRecord:
+    """The record of a certified objection registration, or a refusal naming the rule."""
+    rules = rules or load_registry_rules()
+    if (
+        application.type is not RegistrationType.OBJECTION
+        or application.state is not S.CERTIFIED
+        or not record
+    ):
+        raise TransitionNotAllowed(
+            MSG_RECORD_NOT_CERTIFIED,
+            rule=rules.rule_id("objection_registration"),
+            field="application",
+            application=application.id,
+        )
+    return ObjectionRecord.from_dict(record)
