@@ -136,11 +136,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
 @dataclass(frozen=True)
 class _LookupPlan:
-    """A ``SELECT`` compiled for PostgreSQL once: its SQL and how to turn a raw row into a row."""
+    """A ``SELECT`` compiled once for the database's dialect: its SQL, its parameter order when
+    the driver's paramstyle is positional (sqlite3), and how to turn a raw row into a row."""
 
     sql: str
     processors: tuple[tuple[int, Callable[[Any], Any]], ...]
     row_type: type[tuple[Any, ...]]
+    positions: tuple[str, ...] | None = None  # parameter order of a positional paramstyle
 
     @classmethod
     def compile(cls, stmt: Select[Any], dialect: Dialect) -> _LookupPlan:
@@ -153,11 +155,18 @@ class _LookupPlan:
             if processor is not None:
                 processors.append((i, processor))
         keys = list(stmt.selected_columns.keys())
+        positions = compiled.positiontup
         return cls(
             str(compiled),
             tuple(processors),
             namedtuple("Row", keys, rename=True),  # fields known only at run time
+            None if positions is None else tuple(positions),
         )
+
+    def parameters(self, params: Mapping[str, Any]) -> Mapping[str, Any] | tuple[Any, ...]:
+        if self.positions is None:
+            return params
+        return tuple(params[name] for name in self.positions)
 
     def row(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
         if self.processors:
@@ -284,19 +293,30 @@ class Database:
         """The first row of a Core ``SELECT`` (or None), from async code, on the hot path.
 
         Every API request resolves its token and most read one object, so these lookups skip
-        what a general read pays for. On SQLite they run inline on a pooled connection. On
+        what a general read pays for. On SQLite they run inline on a pooled sqlite3 connection. On
         PostgreSQL they run on a raw psycopg async connection as a server-side prepared statement
         (compiled once per statement), without the ORM, the greenlet bridge or SQLAlchemy's result
         machinery — that was half of an API request's CPU. The row has the statement's column
         types applied (e.g. ``UTCDateTime``) and attribute access by column name like a
         SQLAlchemy ``Row``. Only for statements whose parameters need no type conversion.
         """
-        if self.is_sqlite:
-            with self.read_engine.connect() as connection:
-                return connection.execute(stmt, params).first()
         plan = self._lookup_plans.get(stmt)
         if plan is None:
             plan = self._lookup_plans[stmt] = _LookupPlan.compile(stmt, self.engine.dialect)
+        if self.is_sqlite:
+            # The pooled sqlite3 connection itself (its pragmas applied): no SQLAlchemy
+            # execution context, compilation cache lookup or result object per call.
+            connection = self.read_engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(plan.sql, plan.parameters(params))
+                    raw = cursor.fetchone()
+                finally:
+                    cursor.close()
+            finally:
+                connection.close()
+            return None if raw is None else plan.row(tuple(raw))
         pool = self._raw_pools.get(asyncio.get_running_loop())
         if pool is None:
             pool = _RawPool(self.engine, self._pool_size)

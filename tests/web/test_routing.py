@@ -1,0 +1,61 @@
+"""Route guards: a router skipped at once for paths outside its routes' first segments, with
+exactly the same matches as before for every route of the application."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.testclient import TestClient
+from starlette.routing import Match
+
+from datafactor.web import routing
+
+
+def test_a_guarded_router_matches_its_own_paths_only() -> None:
+    router = APIRouter(prefix="/things")
+
+    @router.get("/{thing_id}")
+    def thing(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    other = APIRouter()
+
+    @other.get("/{anything}")
+    def anything(anything: str) -> dict[str, str]:
+        return {"other": anything}
+
+    assert routing.heads(router, "/api") == ("/api/things",)
+    assert routing.heads(other, "/api") is None  # a parameter first: nothing can be skipped
+    routing.guard(router, routing.heads(router, "/api"))
+    routing.guard(router, ("/elsewhere",))  # idempotent: the first guard stays
+    api = APIRouter(prefix="/api")
+    api.include_router(router)
+    api.include_router(other)
+    app = FastAPI()
+    app.include_router(api)
+    client = TestClient(app)
+    assert client.get("/api/things/7").json() == {"id": "7"}
+    assert client.get("/api/stuff").json() == {"other": "stuff"}
+    assert router.matches({"type": "http", "path": "/api/stuff", "method": "GET"})[0] is (
+        Match.NONE
+    )
+
+
+def test_every_api_operation_of_the_app_is_still_reached(app) -> None:  # type: ignore[no-untyped-def]
+    """Every path and method of the OpenAPI document (parameters filled in) matches a route
+    through the guards: a guard never hides a route of its router."""
+    operations = [
+        (path, method.upper())
+        for path, item in app.openapi()["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+    assert len(operations) > 80
+    for path, method in operations:
+        concrete = path
+        while "{" in concrete:
+            start, end = concrete.index("{"), concrete.index("}")
+            concrete = concrete[:start] + "x1" + concrete[end + 1 :]
+        scope = {"type": "http", "path": concrete, "method": method, "root_path": ""}
+        scope["headers"] = []
+        matched = [r for r in app.router.routes if r.matches(dict(scope))[0] is Match.FULL]
+        assert matched, f"{method} {path} is no longer reached"
