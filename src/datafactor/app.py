@@ -21,7 +21,7 @@ from sqlalchemy import text
 from datafactor import __version__
 from datafactor.db import Database
 from datafactor.settings import Settings, get_settings
-from datafactor.web import audit_routes, core_views, problems
+from datafactor.web import audit_routes, core_views, problems, routing
 from datafactor.web.deps import LANG_COOKIE, reject_unknown_query
 from datafactor.web.middleware import RequestContextMiddleware
 from datafactor.web.templating import make_templates
@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from datafactor.inbox import views as inbox_views
     from datafactor.ledger import api as ledger_api
     from datafactor.ledger import views as ledger_views
+    from datafactor.policy import api as policy_api
+    from datafactor.policy import views as policy_views
     from datafactor.registry import api as registry_api
     from datafactor.registry import views as registry_views
     from datafactor.registry import views_admin as registry_views_admin
@@ -73,28 +75,39 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(reject_unknown_query)])
-    api.include_router(identity_api.router)
-    api.include_router(audit_routes.api_router)
-    api.include_router(ledger_api.router)
-    api.include_router(discovery_api.router)
-    api.include_router(census_api.router)
-    api.include_router(registry_api.router)
-    api.include_router(inbox_api.router)
+    for domain_api in (
+        identity_api.router,
+        audit_routes.api_router,
+        ledger_api.router,
+        discovery_api.router,
+        census_api.router,
+        registry_api.router,
+        inbox_api.router,
+        policy_api.router,
+    ):
+        routing.guard(domain_api, routing.heads(domain_api, api.prefix))
+        api.include_router(domain_api)
+    routing.guard(api, (f"{api.prefix}/",))
     app.include_router(api)
     # Console pages refuse unknown query parameters too (a typo must not silently drop a filter).
     strict = [Depends(reject_unknown_query)]
-    app.include_router(core_views.router, dependencies=strict)
-    app.include_router(identity_views.router, dependencies=strict)
-    app.include_router(audit_routes.views_router, dependencies=strict)
-    app.include_router(ledger_views.router, dependencies=strict)
-    app.include_router(discovery_views.router, dependencies=strict)
-    app.include_router(census_views.router, dependencies=strict)
-    app.include_router(inbox_views.router, dependencies=strict)
-    app.include_router(registry_views_admin.router, dependencies=strict)
-    app.include_router(registry_views.router, dependencies=strict)
-    app.include_router(registry_review.router, dependencies=strict)
-    # The public verification pages (/verify): no login, like the ledger explorer.
-    app.include_router(registry_review.public_router, dependencies=strict)
+    for views in (
+        core_views.router,
+        identity_views.router,
+        audit_routes.views_router,
+        ledger_views.router,
+        discovery_views.router,
+        census_views.router,
+        inbox_views.router,
+        policy_views.router,
+        registry_views_admin.router,
+        registry_views.router,
+        registry_review.router,
+        # The public verification pages (/verify): no login, like the ledger explorer.
+        registry_review.public_router,
+    ):
+        routing.guard(views, routing.heads(views, ""))
+        app.include_router(views, dependencies=strict)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -22,6 +22,7 @@ from datafactor.discovery.cli import deidentify_cmd, scan_cmd
 from datafactor.errors import DomainError
 from datafactor.identity.cli import users_app
 from datafactor.ledger.cli import ledger_app, verify_receipt_cmd, witness_cmd
+from datafactor.policy.cli import policy_app
 from datafactor.registry.cli import registry_app
 from datafactor.settings import get_settings
 from datafactor.web.cli_support import fail as _fail
@@ -36,6 +37,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(registry_app, name="registry")
+app.add_typer(policy_app, name="policy")
 app.command("witness")(witness_cmd)
 app.command("verify-receipt")(verify_receipt_cmd)
 app.command("scan")(scan_cmd)

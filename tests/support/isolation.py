@@ -824,6 +824,8 @@ PUBLIC: dict[str, str] = {
     "GET /api/v1/ledger/receipts/{index}": "receipts are built from public log data only",
     "GET /api/v1/registry/verify/{number}": "certificate verification is public by design "
     "(issue 5: anyone shown a certificate can check it, without login)",
+    "GET /api/v1/policy/templates/{name}": "the built-in policy templates belong to no party: "
+    "every logged-in party reads the same four (issue 6)",
 }
 
 
