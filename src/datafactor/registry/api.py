@@ -51,6 +51,25 @@ def registry_today() -> date:
 TodayDep = Annotated[date, Depends(registry_today)]
 
 
+# The public verification first: a QR-code scan is the registry's hottest path, and routes
+# are matched in the order they are declared.
+@router.get(
+    "/verify/{number}",
+    response_model=VerificationPublic,
+    summary="Public: a certificate's status, validity and chain of title (no login)",
+)
+async def verify(number: str, db: DbDep, today: TodayDep) -> Response:
+    # The revision is read before the verification is computed (services.VerificationCache).
+    key = (number, today, await services.registry_revision(db))
+    cache = services.verification_cache(db)
+    body = cache.get(key)
+    if body is None:
+        found = await db.run_read(lambda s: services.verify_certificate(s, number, today=today))
+        body = VerificationPublic(**found.as_dict()).model_dump_json().encode()
+        cache.put(key, body)
+    return Response(body, media_type="application/json")
+
+
 @router.get("/assets", response_model=Page[AssetPublic], summary="Registry assets")
 def assets(principal: ApiPrincipal, db: DbDep, page: PagingDep) -> Page[AssetPublic]:
     with db.read() as s:
@@ -362,23 +381,6 @@ def certificate_pdf(
         media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="{filename}.pdf"'},
     )
-
-
-@router.get(
-    "/verify/{number}",
-    response_model=VerificationPublic,
-    summary="Public: a certificate's status, validity and chain of title (no login)",
-)
-async def verify(number: str, db: DbDep, today: TodayDep) -> Response:
-    # The revision is read before the verification is computed (services.VerificationCache).
-    key = (number, today, await services.registry_revision(db))
-    cache = services.verification_cache(db)
-    body = cache.get(key)
-    if body is None:
-        found = await db.run_read(lambda s: services.verify_certificate(s, number, today=today))
-        body = VerificationPublic(**found.as_dict()).model_dump_json().encode()
-        cache.put(key, body)
-    return Response(body, media_type="application/json")
 
 
 # ------------------------------------------------------------------ the working-day calendar

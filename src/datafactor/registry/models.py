@@ -168,6 +168,8 @@ class RegistryApplication(Base):
     __table_args__ = (
         Index("ix_registry_application_state_due", "state", "due_on"),
         Index("ix_registry_application_applicant", "applicant_id", "created_at"),
+        # objection registrations on a right, read by every verification and certification
+        Index("ix_registry_application_right", "right_id"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)

@@ -343,7 +343,7 @@ def _set_lineage(
     session.flush()
 
 
-_ASSET_FIELDS: Final = (
+ASSET_TEXT_FIELDS: Final = (  # an asset's text metadata, as declared
     "name",
     "name_en",
     "description",
@@ -369,7 +369,7 @@ def create_asset(session: Session, principal: Principal, draft: AssetDraft) -> R
         data_class=DataClass(draft.data_class).value,
         field_schema=[dict(f) for f in draft.field_schema],
         created_by=principal.user_id,
-        **{name: getattr(draft, name) for name in _ASSET_FIELDS},
+        **{name: getattr(draft, name) for name in ASSET_TEXT_FIELDS},
     )
     if draft.version_id:
         _attach_version(session, principal, asset, draft.version_id)
@@ -398,7 +398,7 @@ def update_asset(
     if asset.party_id != principal.party_id:
         raise Forbidden(N_("Only the party that declared an asset can change it."))
     for name, value in changes.items():
-        if name in _ASSET_FIELDS:
+        if name in ASSET_TEXT_FIELDS:
             setattr(asset, name, value)
         elif name == "field_schema":
             asset.field_schema = [dict(f) for f in value]

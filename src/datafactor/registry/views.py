@@ -410,25 +410,11 @@ def _schema_text(schema: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-_ASSET_TEXT: Final = (
-    "name",
-    "name_en",
-    "description",
-    "domain",
-    "source_statement",
-    "collection_method",
-    "update_frequency",
-    "coverage",
-    "region",
-    "volume",
-    "delivery_mode",
-    "sample",
-)
-
-
 def _asset_draft(form: Mapping[str, str], lineage: list[str]) -> services.AssetDraft:
     """The declared asset, checked as the API checks it (lengths, kinds), or InvalidInput."""
-    values: dict[str, Any] = {name: form.get(name, "").strip() for name in _ASSET_TEXT}
+    values: dict[str, Any] = {
+        name: form.get(name, "").strip() for name in services.ASSET_TEXT_FIELDS
+    }
     for required in ("name", "source_statement"):
         if not values[required]:
             if required == "source_statement":

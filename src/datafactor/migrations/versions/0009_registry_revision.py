@@ -3,7 +3,8 @@
 ``registry_revision`` holds one row (id 1). Every transaction that writes a right, a certificate,
 an asset, a lineage link or an objection registration bumps it (an ORM ``before_flush`` hook in
 ``registry/models.py``), so the public verification API can reuse a verification computed at the
-same counter value instead of recomputing the chain of title on every lookup. Written by hand
+same counter value instead of recomputing the chain of title on every lookup; and an index on
+``registry_application.right_id`` (objection registrations on a right). Written by hand
 (the row must exist), then checked against the models with ``alembic check``.
 
 Revision ID: 0009
@@ -30,7 +31,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_registry_revision")),
     )
     op.bulk_insert(table, [{"id": 1, "value": 0}])
+    # Objection registrations on a right: every verification and certification looks them up.
+    op.create_index(
+        "ix_registry_application_right", "registry_application", ["right_id"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_registry_application_right", table_name="registry_application")
     op.drop_table("registry_revision")
