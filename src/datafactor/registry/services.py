@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -38,6 +37,7 @@ from sqlalchemy.orm import Session
 from datafactor import audit, dataplane, discovery, identity, ledger
 from datafactor.db import Database, new_id, today_cn, utcnow
 from datafactor.errors import N_, Forbidden, InvalidInput, NotFound
+from datafactor.fsutil import read_private_file, write_new_private_file
 from datafactor.permissions import Permission, Principal
 from datafactor.registry.domain import (
     CERTIFICATE_EVENT_KIND,
@@ -198,18 +198,9 @@ def load_or_create_signer(directory: Path) -> ledger.Signer:
     """
     path = Path(directory) / KEY_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = ledger.Signer.generate(KEY_NAME).key_string() + "\n"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process created it first: use theirs
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-    return ledger.Signer.from_key_string(path.read_text().strip())
+        # Written whole and linked into place (another process may win: its key is used).
+        write_new_private_file(path, ledger.Signer.generate(KEY_NAME).key_string() + "\n")
+    return ledger.Signer.from_key_string(read_private_file(path))
 
 
 def issuer_for(settings: Any) -> Issuer:
