@@ -425,3 +425,28 @@ def test_a_full_policy_round_trips():
     exported = roundtrip(p)
     assert exported["permission"][0]["constraint"][0]["operator"] == Operator.IS_A.value
     assert p.obligations[0].parties == (("informedParty", "urn:df:party:bureau"),)
+
+
+def test_a_policy_that_expands_into_too_many_rules_is_refused():
+    """Lists of targets, parties and actions expand into one rule each (§2.7); a small document
+    must not become millions of rules."""
+    import pytest
+
+    from datafactor.policy import MalformedPolicy, parse_policy
+
+    many = [f"urn:df:party:{i}" for i in range(40)]
+    doc = {
+        "@context": "http://www.w3.org/ns/odrl.jsonld",
+        "@type": "Set",
+        "uid": "urn:df:policy:big",
+        "permission": [
+            {
+                "target": [f"urn:df:asset:{i}" for i in range(40)],
+                "assigner": many,
+                "assignee": many,
+                "action": ["read", "use"],
+            }
+        ],
+    }
+    with pytest.raises(MalformedPolicy, match="at most 1000 rules"):
+        parse_policy(doc)

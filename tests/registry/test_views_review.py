@@ -321,3 +321,14 @@ def test_layout_is_layered_and_deterministic():
     assert place == {n.id: (n.layer, n.row, n.x, n.y) for n in second.nodes}
     assert place["a"][0] == place["b"][0] == 0 and place["c"][0] == place["p"][0] == 1
     assert len(first.edges) == 3 and first.width > 0 and first.height > 0
+
+
+def test_the_public_receipt_check_refuses_what_it_cannot_read_before_reading_it(client):
+    """No login is needed, so the upload is bounded before it is parsed (a large body is refused
+    by its declared length, never spooled), and a hostile JSON nesting is 'not a receipt'."""
+    huge = client.post("/verify", files={"receipt": ("r.json", b"x" * (2 * 1024 * 1024))})
+    assert huge.status_code == 413 and 'data-testid="error"' in huge.text
+    nested = client.post("/verify", files={"receipt": ("r.json", b"[" * 200_000)})
+    assert nested.status_code == 422
+    for path in ("/ledger/receipt",):
+        assert client.post(path, files={"receipt": ("r.json", b"x" * (2 << 20))}).status_code == 413

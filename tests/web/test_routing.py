@@ -59,3 +59,13 @@ def test_every_api_operation_of_the_app_is_still_reached(app) -> None:  # type: 
         scope["headers"] = []
         matched = [r for r in app.router.routes if r.matches(dict(scope))[0] is Match.FULL]
         assert matched, f"{method} {path} is no longer reached"
+
+
+def test_the_guards_hold_under_a_root_path(settings) -> None:  # type: ignore[no-untyped-def]
+    """Served under a path prefix (uvicorn --root-path), guarded routes are still reached."""
+    from datafactor.app import create_app
+
+    client = TestClient(create_app(settings), root_path="/df")
+    assert client.get("/df/verify").status_code == 200
+    assert client.get("/df/api/v1/registry/verify/GX-DR-2026-000001").status_code == 404
+    assert client.get("/df/api/v1/registry/verify/nonsense").status_code in (400, 422)

@@ -99,6 +99,8 @@ class Receipt:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"receipt is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise ValueError("receipt is not valid JSON: nested too deeply") from None
         return cls.from_json(data)
 
 

@@ -16,15 +16,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from starlette.datastructures import UploadFile
 
-from datafactor.errors import N_, DomainError
+from datafactor.errors import N_, DomainError, InvalidInput
 from datafactor.ledger import services
 from datafactor.ledger.api import parse_hash, parse_number
 from datafactor.ledger.receipt import MAX_RECEIPT_BYTES, Receipt, ReceiptCheck, verify_receipt
 from datafactor.ledger.services import LedgerRequestError
 from datafactor.web.deps import DbDep, MaybeWebUser, SettingsDep
-from datafactor.web.forms import error_text, redirect, render
+from datafactor.web.forms import error_text, read_small_upload, redirect, render
 
 router = APIRouter(include_in_schema=False)
 RECENT = 20
@@ -155,9 +154,18 @@ def _check_upload(
 async def check_receipt(
     request: Request, identity: MaybeWebUser, db: DbDep, settings: SettingsDep
 ) -> Response:
-    async with request.form(max_files=1, max_fields=4) as form:
-        upload = form.get("receipt")
-        raw = await upload.read(MAX_RECEIPT_BYTES + 1) if isinstance(upload, UploadFile) else None
+    try:
+        raw = await read_small_upload(request, "receipt", MAX_RECEIPT_BYTES)
+    except InvalidInput as exc:
+        ctx = await run_in_threadpool(_explorer_context, db, settings)
+        return render(
+            request,
+            "ledger/explorer.html",
+            identity,
+            status=413,
+            receipt_problem=error_text(exc)["error"],
+            **ctx,
+        )
     result, problem, ctx = await run_in_threadpool(_check_upload, raw, db, settings)
     return render(
         request,

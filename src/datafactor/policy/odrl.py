@@ -68,6 +68,12 @@ M_CONTRADICTION: Final = N_(
 
 # China Standard Time: a date without a time (xsd:date) is read as that whole day in UTC+08:00.
 CST: Final = timezone(timedelta(hours=8), "CST")
+# Rules one policy may hold once multiple targets, parties and actions are expanded into one rule
+# each (§2.7): a few lists of a few dozen values would otherwise make millions.
+MAX_RULES: Final = 1000
+TOO_MANY_RULES: Final = (
+    f"at most {MAX_RULES} rules once its targets, parties and actions are expanded"
+)
 CNY_UNITS: Final = frozenset(
     {
         "CNY",
@@ -865,6 +871,8 @@ class _Parser:
                 # Expand multiple targets/assignees (§2.7) into one obligation each.
                 for combo in self.combinations(obj, where, ("target", "assigner", "assignee")):
                     out.append(self.duty(combo, where, consequences=True))
+                if len(out) > MAX_RULES:
+                    raise self.malformed(where, TOO_MANY_RULES)
                 continue
             actions = self.action(
                 obj["action"], f"{where}.action", duty=False, allow_limits=kind == "permission"
@@ -881,6 +889,8 @@ class _Parser:
             )
             uid = self.iri(obj["uid"], f"{where}.uid") if "uid" in obj else None
             for combo in self.combinations(obj, where, ("target", "assigner", "assignee")):
+                if len(out) + len(actions) > MAX_RULES:
+                    raise self.malformed(where, TOO_MANY_RULES)
                 for act in actions:
                     target = combo.get("target")
                     assigner = combo.get("assigner")
@@ -907,6 +917,11 @@ class _Parser:
                 options.append([self.iri(v, f"{path}.{key}") for v in values])
             else:
                 options.append([None])
+        size = 1
+        for values in options:
+            size *= len(values)
+        if size > MAX_RULES:
+            raise self.malformed(path, TOO_MANY_RULES)
         found = []
         for combo in product(*options):
             base = dict(obj)

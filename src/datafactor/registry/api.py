@@ -371,7 +371,7 @@ def certificate_pdf(
     settings: SettingsDep,
     today: TodayDep,
 ) -> Response:
-    base_url = settings.public_base_url or str(request.base_url)
+    base_url = (settings.public_base_url or str(request.base_url)).rstrip("/")
     with db.read() as s:
         content = pdf.certificate_pdf(s, principal, number, base_url=base_url, today=today)
     # The number was checked by the service: normalised, it is safe in a header.

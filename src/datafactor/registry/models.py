@@ -304,8 +304,8 @@ class RegistryCertificateSerial(Base):
 class RegistryRevision(Base):
     """One row counting the changes to what a certificate's verification shows.
 
-    Every flush that writes a right, a certificate, an asset, a lineage link or an objection
-    registration bumps ``value`` in the same transaction (``bump_revision_on_flush``), so a
+    Every transaction that writes a right, a certificate, an asset, a lineage link or an objection
+    registration bumps ``value`` as it commits (``bump_revision_at_commit``), so a
     verification computed after reading the counter can be reused by any reader that reads the
     same counter value (``services.VerificationCache``): nothing it depends on has changed since.
     """
@@ -338,12 +338,35 @@ _BUMP: Final = (
 )
 
 
+_CHANGED: Final = "datafactor.registry.revision_due"
+
+
 @event.listens_for(Session, "before_flush")
 def bump_revision_on_flush(session: Session, _context: Any, _instances: Any) -> None:
-    """Bump ``registry_revision`` in a flush that writes anything a verification depends on."""
+    """Note a flush that writes anything a verification depends on; the bump itself waits for
+    the commit (``bump_revision_at_commit``)."""
+    if session.info.get(_CHANGED):
+        return
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, _VERIFIED_FROM) or (
             isinstance(obj, RegistryApplication) and obj.type == RegistrationType.OBJECTION.value
         ):
-            session.connection().execute(_BUMP)
+            session.info[_CHANGED] = True
             return
+
+
+@event.listens_for(Session, "before_commit")
+def bump_revision_at_commit(session: Session) -> None:
+    """Bump ``registry_revision`` in the committing transaction when it wrote what a
+    verification reads. Last, so its row lock is the last lock the transaction takes: taken at
+    the first flush it ordered against the audit chain's lock both ways and could deadlock on
+    PostgreSQL. Still inside the transaction, so readers never see the new count before the
+    data."""
+    session.flush()
+    if session.info.pop(_CHANGED, False):
+        session.connection().execute(_BUMP)
+
+
+@event.listens_for(Session, "after_rollback")
+def forget_revision_on_rollback(session: Session) -> None:
+    session.info.pop(_CHANGED, None)

@@ -841,7 +841,11 @@ def _wizard_right(
         return None
     if _by_certificate(principal, kind):
         return _certificate_right(session, form, today)
-    return session.get(RegistryRight, form["right_id"]) if form.get("right_id") else None
+    right = session.get(RegistryRight, form["right_id"]) if form.get("right_id") else None
+    # Only a right the viewer may see (a registrar revoking may name any): the wizard shows the
+    # chosen right's scope and term.
+    authority = kind is T.REVOCATION and principal.can(P.REGISTRY_APPLICATION_REVIEW)
+    return right if right is not None and (authority or _right_visible(principal, right)) else None
 
 
 def _admissible_objection(principal: Principal, right: RegistryRight) -> None:
@@ -1002,7 +1006,7 @@ def _prefill(session: Session, principal: Principal, form: dict[str, str], today
     if "term_start" in form:
         return
     kind = _type_of(form)
-    right = session.get(RegistryRight, form.get("right_id", "")) if form.get("right_id") else None
+    right = _wizard_right(session, principal, form, today)
     scope: Mapping[str, Any] = {}
     if right is not None and kind is not T.INITIAL:
         scope = right.scope

@@ -38,7 +38,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile
 
 from datafactor import context, ledger
 from datafactor.errors import N_, DomainError, Forbidden, InvalidInput, NotFound
@@ -75,7 +74,14 @@ from datafactor.registry.models import (
     RegistryRight,
 )
 from datafactor.web.deps import DbDep, MaybeWebUser, SettingsDep, WebUser, check_csrf
-from datafactor.web.forms import error_text, form_list, read_form, redirect, render
+from datafactor.web.forms import (
+    error_text,
+    form_list,
+    read_form,
+    read_small_upload,
+    redirect,
+    render,
+)
 from datafactor.web.i18n import gettext
 from datafactor.web.templating import local_time
 
@@ -1029,14 +1035,20 @@ def certificate_receipt(
 
 @router.get("/registry/certificates/{number}/pdf")
 def certificate_pdf(
-    request: Request, number: str, identity: WebUser, db: DbDep, today: TodayDep
+    request: Request,
+    number: str,
+    identity: WebUser,
+    db: DbDep,
+    settings: SettingsDep,
+    today: TodayDep,
 ) -> Response:
     try:
         # Imported when asked for: the PDF renderer's libraries are loaded only by this page.
         pdf = importlib.import_module("datafactor.registry.pdf")
     except ImportError as exc:
         raise NotFound(MSG_NO_PDF, code="registry-pdf-unavailable") from exc
-    base_url = str(request.base_url).rstrip("/")
+    # The same address as the API's PDF: the public one when configured (behind a proxy).
+    base_url = (settings.public_base_url or str(request.base_url)).rstrip("/")
     with db.read() as session:
         data = pdf.certificate_pdf(
             session, identity.principal, number, base_url=base_url, today=today
@@ -1101,7 +1113,7 @@ def check_certificate_receipt(session: Session, settings: Any, raw: bytes) -> Re
         return out
     try:
         event = json.loads(receipt.entry)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         event = None
     payload = event.get("payload") if isinstance(event, dict) else None
     if (
@@ -1240,12 +1252,11 @@ async def verify_receipt_upload(
     today: TodayDep,
 ) -> Response:
     """Check an uploaded receipt (bounded: at most the ledger's receipt size is read)."""
-    async with request.form(max_files=1, max_fields=4) as form:
-        upload = form.get("receipt")
-        raw = (
-            await upload.read(MAX_RECEIPT_UPLOAD + 1)
-            if isinstance(upload, UploadFile) and upload.filename
-            else None
+    try:
+        raw = await read_small_upload(request, "receipt", MAX_RECEIPT_UPLOAD)
+    except InvalidInput as exc:
+        return _verify_page(
+            request, identity, db, today, status=413, error=error_text(exc)["error"]
         )
     if not raw:
         return _verify_page(

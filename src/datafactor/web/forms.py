@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.datastructures import UploadFile
 
-from datafactor.errors import DomainError
+from datafactor.errors import N_, DomainError, InvalidInput
 from datafactor.identity import WebIdentity
 from datafactor.web.deps import CSRF_COOKIE
 from datafactor.web.problems import domain_error_text
@@ -62,6 +63,30 @@ async def read_form(request: Request) -> dict[str, str]:
         values = [v for v in form.getlist(key) if isinstance(v, str)]
         out[key] = "\n".join(values)[:MAX_FORM_FIELD]
     return out
+
+
+MULTIPART_OVERHEAD = 16 * 1024  # boundaries, part headers and a few small fields
+MSG_UPLOAD_TOO_LARGE = N_(
+    "The file is too large: at most {max_kib} KiB can be checked here. Upload the file as it was "
+    "issued, unchanged."
+)
+
+
+async def read_small_upload(request: Request, field: str, max_bytes: int) -> bytes | None:
+    """The bytes of one small uploaded file (``field``), or None when none was chosen.
+
+    Starlette spools a file part to disk before any check of ours, so the body is bounded first
+    by its declared length (the server reads no more than that); a body of undeclared length
+    (chunked) or larger than the file allows is refused before it is read.
+    """
+    declared = request.headers.get("content-length")
+    if declared is None or not declared.isdigit() or int(declared) > max_bytes + MULTIPART_OVERHEAD:
+        raise InvalidInput(MSG_UPLOAD_TOO_LARGE, field=field, max_kib=max_bytes // 1024)
+    async with request.form(max_files=1, max_fields=4) as form:
+        upload = form.get(field)
+        if isinstance(upload, UploadFile) and upload.filename:
+            return await upload.read(max_bytes + 1)
+    return None
 
 
 def form_list(form: dict[str, str], key: str) -> list[str]:

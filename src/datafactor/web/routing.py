@@ -10,9 +10,9 @@ other goes through FastAPI's matching unchanged, so what matches is exactly what
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from fastapi import APIRouter
+from starlette._utils import get_route_path
 from starlette.routing import Match
 from starlette.types import Scope
 
@@ -42,8 +42,9 @@ def guard(router: APIRouter, prefixes: Iterable[str] | None) -> None:
     inner: Callable[[Scope], tuple[Match, Scope]] = router.matches
 
     def matches(scope: Scope) -> tuple[Match, Scope]:
-        path: Any = scope.get("path", "")
-        if not path.startswith(allowed):
+        # The path routes see: without the root path the app is served under, as Starlette
+        # matches (starlette.routing.get_route_path).
+        if not get_route_path(scope).startswith(allowed):
             return Match.NONE, {}
         return inner(scope)
 
