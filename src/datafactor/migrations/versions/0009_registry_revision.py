@@ -1,7 +1,7 @@
 """registry revision: one counter of changes to what a certificate verification shows
 
 ``registry_revision`` holds one row (id 1). Every transaction that writes a right, a certificate,
-an asset, a lineage link or an objection registration bumps it (an ORM ``before_flush`` hook in
+an asset, a lineage link or an objection registration bumps it as it commits (ORM hooks in
 ``registry/models.py``), so the public verification API can reuse a verification computed at the
 same counter value instead of recomputing the chain of title on every lookup; and an index on
 ``registry_application.right_id`` (objection registrations on a right). Written by hand
