@@ -51,6 +51,11 @@ def registry_today() -> date:
 TodayDep = Annotated[date, Depends(registry_today)]
 
 
+def _public(session: Any, row: Any) -> ApplicationPublic:
+    """An application as the API answers it: with its history."""
+    return ApplicationPublic.of(row, services.application_events(session, row.id))
+
+
 # The public verification first: a QR-code scan is the registry's hottest path, and routes
 # are matched in the order they are declared.
 @router.get(
@@ -145,7 +150,7 @@ def submit(
     issuer = services.issuer_for(settings)
     with db.write() as s:
         row = services.submit_application(s, principal, draft, issuer=issuer, today=today)
-        return ApplicationPublic.of(row, services.application_events(s, row.id))
+        return _public(s, row)
 
 
 @router.get(
@@ -156,7 +161,7 @@ def submit(
 def application(application_id: str, principal: ApiPrincipal, db: DbDep) -> ApplicationPublic:
     with db.read() as s:
         row = services.get_application(s, principal, application_id)
-        return ApplicationPublic.of(row, services.application_events(s, row.id))
+        return _public(s, row)
 
 
 @router.post(
@@ -185,7 +190,7 @@ def act(
             today=today,
             checklist=body.checklist,
         )
-        return ApplicationPublic.of(row, services.application_events(s, row.id))
+        return _public(s, row)
 
 
 @router.post(
@@ -203,7 +208,7 @@ def consent(
     issuer = services.issuer_for(settings)
     with db.write() as s:
         row = services.consent_to_release(s, principal, application_id, issuer=issuer, today=today)
-        return ApplicationPublic.of(row, services.application_events(s, row.id))
+        return _public(s, row)
 
 
 @router.post(
@@ -218,7 +223,7 @@ def lawsuit(
         row = services.record_objection_lawsuit(
             s, principal, application_id, reference=body.reference, today=today
         )
-        return ApplicationPublic.of(row, services.application_events(s, row.id))
+        return _public(s, row)
 
 
 @router.post(
@@ -242,7 +247,7 @@ def close_objection(
             reason=body.reason,
             today=today,
         )
-        return ApplicationPublic.of(row, services.application_events(s, row.id))
+        return _public(s, row)
 
 
 @router.get(

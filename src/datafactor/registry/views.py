@@ -1416,10 +1416,9 @@ async def application_act(
     settings: SettingsDep,
     today: TodayDep,
 ) -> Response:
-    form = await read_form(request)
-    check_csrf(request, form.get("csrf_token"), identity_)
     principal = identity_.principal
-    try:
+
+    def act(session: Session, form: Mapping[str, str]) -> object:
         try:
             action = Action(form.get("action", ""))
         except ValueError:
@@ -1433,33 +1432,19 @@ async def application_act(
                 target = RegistrationState(form.get("target", ""))
             except ValueError:
                 raise InvalidInput(MSG_UNKNOWN_ACTION, field="target") from None
-        issuer = services.issuer_for(settings)
-        with db.write() as session:
-            services.act(
-                session,
-                principal,
-                application_id,
-                action,
-                issuer=issuer,
-                reason=reason,
-                target=target,
-                today=today,
-                checklist=form_list(form, "checklist"),
-            )
-    except DomainError as exc:
-        if exc.code == "csrf":
-            raise
-        return _application_page(
-            request,
-            identity_,
-            db,
+        return services.act(
+            session,
+            principal,
             application_id,
-            today,
-            status=exc.status,
-            form=form,
-            **_form_error(exc),
+            action,
+            issuer=services.issuer_for(settings),
+            reason=reason,
+            target=target,
+            today=today,
+            checklist=form_list(dict(form), "checklist"),
         )
-    return redirect(f"/registry/applications/{application_id}")
+
+    return await _application_form(request, application_id, identity_, db, today, act)
 
 
 async def _application_form(
