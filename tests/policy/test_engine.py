@@ -354,6 +354,57 @@ def test_a_prohibition_applies_when_the_request_is_silent():
     assert "POL-MISSING-OPERAND" in decision.rules
 
 
+def _ban(*constraints: dict[str, object]) -> Policy:
+    return policy(
+        prohibitions=[{"target": ASSET, "action": "use", "constraint": list(constraints)}]
+    )
+
+
+def test_a_field_ban_covers_any_request_that_touches_a_banned_field():
+    for operator in ("isAnyOf", "isPartOf", "eq"):
+        p = _ban(constraint("df:fields", operator, ["id_number", "phone"]))
+        assert verdict(p, fields=["district", "usage_kwh"]) == "permit", operator
+        # One banned field among permitted ones is enough: the ban is not evaded by company.
+        assert verdict(p, fields=["district", "phone"]) == "deny", operator
+        assert verdict(p, fields=["id_number", "phone"]) == "deny", operator
+    decision = decide(
+        _ban(constraint("df:fields", "isAnyOf", ["id_number", "phone"])),
+        parse_request({"action": "read", "target": ASSET, "fields": ["district", "phone"]}),
+    )
+    assert any("include fields it names (phone)" in r.en for r in decision.reasons)
+    assert any("包含以下任一字段" in r.zh for r in decision.reasons)
+    # isAllOf bans the combination: each field alone is fine, both together are not.
+    combined = _ban(constraint("df:fields", "isAllOf", ["birth_date", "postcode"]))
+    assert verdict(combined, fields=["birth_date", "usage_kwh"]) == "permit"
+    assert verdict(combined, fields=["birth_date", "postcode", "usage_kwh"]) == "deny"
+
+
+def test_a_broader_place_or_purpose_cannot_escape_a_narrower_ban():
+    in_nanning = _ban(constraint("spatial", "eq", "450100"))
+    assert verdict(in_nanning, spatial="450200") == "permit"
+    # Guangxi contains Nanning: the request might be there, so the ban applies.
+    for place in ("CN-GX", "CN"):
+        decision = decide(
+            in_nanning, parse_request({"action": "read", "target": ASSET, "spatial": place})
+        )
+        assert decision.decision == "deny", place
+        assert "POL-MISSING-OPERAND" in decision.rules
+        assert any("broader than" in r.en and place in r.en for r in decision.reasons)
+        assert any("更宽" in r.zh for r in decision.reasons)
+    to_hanoi = _ban(constraint("spatial", "isAnyOf", ["VN-HN"]))
+    assert verdict(to_hanoi, spatial="TH") == "permit"
+    assert verdict(to_hanoi, spatial="VN") == "deny"
+    marketing = _ban(constraint("purpose", "eq", "marketing"))
+    assert verdict(marketing, purpose="research") == "permit"
+    assert verdict(marketing, purpose="industry") == "deny"
+    # And a broader value never satisfies a permission that names a narrower one.
+    research_only = policy(constraint("purpose", "isA", "research"))
+    assert verdict(research_only, purpose="public_interest") == "deny"
+    outside_guangxi = policy(constraint("spatial", "isNoneOf", ["CN-GX"]))
+    assert verdict(outside_guangxi, spatial="CN-GD") == "permit"
+    assert verdict(outside_guangxi, spatial="CN") == "deny"
+
+
 # --- decisions a person reads ---------------------------------------------------------------
 
 

@@ -15,7 +15,11 @@ Semantics (docs/policy.md, rule ids from rules/policy.yaml):
   constraint of it is *un*satisfied.
 * Three-valued constraints (POL-MISSING-OPERAND): a constraint on something the request does
   not state is unknown. Unknown never satisfies a permission, and never lets a request escape a
-  prohibition — leaving the purpose out cannot evade a ban on marketing.
+  prohibition — leaving the purpose out cannot evade a ban on marketing. So is a value broader
+  than one the condition names: the purpose ``industry`` against a ban on ``marketing``, the place
+  ``CN`` against ``CN-GX``, ``ASEAN`` against ``VN``.
+* In a prohibition a list of fields names what is banned: ``df:fields isAnyOf`` (or isPartOf, eq)
+  covers a request that touches any of them, ``isAllOf`` one that touches all of them together.
 
 ``compile_policy`` does the work a policy needs once — action sets, closures per constraint,
 wording templates — so ``CompiledPolicy.decide`` only compares values; ``decide`` compiles and
@@ -248,6 +252,19 @@ _FIELD_PHRASES: Final[Mapping[Operator, tuple[str, str, str]]] = {
     **_FIELD_BASE,
     Operator.IS_ANY_OF: _FIELD_BASE[Operator.IS_PART_OF],
 }
+# In a prohibition a list of fields names what is banned: the ban covers a request that touches
+# any of them (isAnyOf, isPartOf, eq), or all of them together (isAllOf).
+_BANNED_ANY: Final = (
+    "{s} include fields it names (" + X + "): {r}",
+    "{s} include none of the fields it names: {r}",
+    "包含以下任一字段：{r}",
+)
+_BANNED_FIELD_PHRASES: Final[Mapping[Operator, tuple[str, str, str]]] = {
+    **_FIELD_BASE,
+    Operator.IS_ANY_OF: _BANNED_ANY,
+    Operator.IS_PART_OF: _BANNED_ANY,
+    Operator.EQ: _BANNED_ANY,
+}
 
 
 def _right_text(value: RightValue, locale: str) -> str:
@@ -289,9 +306,11 @@ class _Wording:
     zh_fail: str
     en_missing: str
     zh_missing: str
+    en_coarse: str
+    zh_coarse: str
 
 
-def _wording(c: Constraint) -> _Wording:
+def _wording(c: Constraint, *, banned: bool = False) -> _Wording:
     operand = OPERANDS[c.left]
     r_en, r_zh = _right_text(c.right, "en"), _right_text(c.right, "zh")
     if operand.kind is Kind.MONEY:
@@ -304,9 +323,8 @@ def _wording(c: Constraint) -> _Wording:
         en_fail = f"{s_en} is not {words[0]} {r_en}, as required"
         zh_req = f"{words[1]}{r_zh}"
     else:
-        table = {Kind.PLACE: _PLACE_PHRASES, Kind.FIELDS: _FIELD_PHRASES}.get(
-            operand.kind, _SET_PHRASES
-        )
+        fields = _BANNED_FIELD_PHRASES if banned else _FIELD_PHRASES
+        table = {Kind.PLACE: _PLACE_PHRASES, Kind.FIELDS: fields}.get(operand.kind, _SET_PHRASES)
         hold, fail, req = table[c.operator]
         en_hold = hold.format(s=s_en, r=r_en, p=p_en)
         en_fail = fail.format(s=s_en, r=r_en, p=p_en)
@@ -324,6 +342,11 @@ def _wording(c: Constraint) -> _Wording:
             f"'{c.left} {c.operator.value} {r_en}' cannot be met"
         ),
         zh_missing=f"请求未提供{operand.label['zh']}，无法满足条件：{operand.label['zh']}须{zh_req}",
+        en_coarse=(
+            f"{s_en} is broader than what the condition '{c.left} {c.operator.value} {r_en}' "
+            "names, so whether it is met cannot be known: state it more precisely"
+        ),
+        zh_coarse=f"{s_zh}的范围比条件所列更宽，无法判断是否满足（须{zh_req}），请更具体地说明",
     )
 
 
@@ -369,7 +392,7 @@ def _membership(
     broader: Callable[[str], frozenset[str]] | None,
     *,
     nested_eq: bool = False,
-) -> Callable[[str], bool]:
+) -> Callable[[str], Tri]:
     """Code comparisons. With ``broader`` (taxonomies, places) a value also matches the classes
     or regions it lies within, for isA/isPartOf/isAnyOf/isNoneOf; with ``nested_eq`` (places)
     for eq/neq too: ``spatial eq CN`` holds for a request from CN-GX."""
@@ -383,7 +406,7 @@ def _membership(
             Operator.IS_NONE_OF: lambda v: v not in values,
         }[op]
     b = broader
-    return {
+    match: Callable[[str], bool] = {
         Operator.IS_A: lambda v: one in b(v),
         Operator.IS_PART_OF: lambda v: one in b(v),
         Operator.IS_ANY_OF: lambda v: not values.isdisjoint(b(v)),
@@ -391,10 +414,30 @@ def _membership(
         Operator.EQ: (lambda v: one in b(v)) if nested_eq else (lambda v: v == one),
         Operator.NEQ: (lambda v: one not in b(v)) if nested_eq else (lambda v: v != one),
     }[op]
+    # A requested class or place broader than one the condition names (the purpose 'industry'
+    # against 'marketing', the place CN against CN-GX) may or may not be it: unknown, so that it
+    # satisfies no permission and escapes no prohibition.
+    within = {w: b(w) for w in values}
+    negative = op in (Operator.NEQ, Operator.IS_NONE_OF)
+
+    def coarse(v: str) -> bool:
+        return any(v in above and v != w for w, above in within.items())
+
+    def test(v: str) -> Tri:
+        result = match(v)
+        if result is negative and coarse(v):
+            return None
+        return result
+
+    return test
 
 
-def _field_test(op: Operator, right: RightValue) -> Callable[[frozenset[str]], bool]:
+def _field_test(
+    op: Operator, right: RightValue, *, banned: bool = False
+) -> Callable[[frozenset[str]], bool]:
     allowed = frozenset(right) if isinstance(right, tuple) else frozenset({str(right)})
+    if banned and op in (Operator.IS_ANY_OF, Operator.IS_PART_OF, Operator.EQ):
+        return lambda v: not allowed.isdisjoint(v)
     return {
         Operator.IS_PART_OF: lambda v: v <= allowed,
         Operator.IS_ANY_OF: lambda v: v <= allowed,
@@ -404,8 +447,12 @@ def _field_test(op: Operator, right: RightValue) -> Callable[[frozenset[str]], b
     }[op]
 
 
-def _offending(op: Operator, right: RightValue, requested: frozenset[str]) -> str:
+def _offending(
+    op: Operator, right: RightValue, requested: frozenset[str], *, banned: bool = False
+) -> str:
     allowed = frozenset(right) if isinstance(right, tuple) else frozenset({str(right)})
+    if banned and op is not Operator.IS_ALL_OF:
+        return ", ".join(sorted(requested & allowed))
     if op in (Operator.IS_PART_OF, Operator.IS_ANY_OF):
         return ", ".join(sorted(requested - allowed))
     if op is Operator.IS_ALL_OF:
@@ -416,31 +463,42 @@ def _offending(op: Operator, right: RightValue, requested: frozenset[str]) -> st
 class _Check:
     """One compiled constraint: its test and how to explain the outcome."""
 
-    __slots__ = ("constraint", "rule", "rule_missing", "test", "value_text", "wording")
+    __slots__ = ("banned", "constraint", "rule", "rule_missing", "test", "value_text", "wording")
 
-    def __init__(self, c: Constraint, policy: Policy, rules: PolicyRules) -> None:
+    def __init__(
+        self, c: Constraint, policy: Policy, rules: PolicyRules, *, banned: bool = False
+    ) -> None:
         self.constraint = c
+        self.banned = banned  # a prohibition's constraint
         self.rule = rules.rule_id(OPERAND_RULE_KEYS[c.left])
         self.rule_missing = rules.rule_id("missing_operand")
-        self.wording = _wording(c)
-        self.test, self.value_text = _compile_test(c, policy, rules)
+        self.wording = _wording(c, banned=banned)
+        self.test, self.value_text = _compile_test(c, policy, rules, banned=banned)
 
     def explain(self, request: Request, result: Tri) -> Reason:
         w = self.wording
+        key = OPERANDS[self.constraint.left].request_key
         if result is None:
+            if key is not None and getattr(request, key) is not None:
+                # The request states a value, broader than the condition's (see _membership).
+                value = self.value_text(request)
+                return Reason(
+                    self.rule_missing, w.en_coarse.replace(V, value), w.zh_coarse.replace(V, value)
+                )
             return Reason(self.rule_missing, w.en_missing, w.zh_missing)
         value = self.value_text(request)
         en, zh = (w.en_hold, w.zh_hold) if result else (w.en_fail, w.zh_fail)
         en, zh = en.replace(V, value), zh.replace(V, value)
         if X in en or X in zh:
             requested = request.fields or frozenset()
-            x = _offending(self.constraint.operator, self.constraint.right, requested)
+            c = self.constraint
+            x = _offending(c.operator, c.right, requested, banned=self.banned)
             en, zh = en.replace(X, x), zh.replace(X, x)
         return Reason(self.rule, en, zh)
 
 
 def _compile_test(
-    c: Constraint, policy: Policy, rules: PolicyRules
+    c: Constraint, policy: Policy, rules: PolicyRules, *, banned: bool = False
 ) -> tuple[Test, Callable[[Request], str]]:
     operand = OPERANDS[c.left]
     key = operand.request_key
@@ -498,7 +556,7 @@ def _compile_test(
             return None if v is None else compare(v)
 
         return test_money, lambda r: f"{Decimal(r.pay_amount or 0) / 100:.2f}"
-    fields = _field_test(op, right)
+    fields = _field_test(op, right, banned=banned)
 
     def test_fields(r: Request) -> Tri:
         v = r.fields
@@ -512,9 +570,11 @@ class _LogicalCheck:
 
     __slots__ = ("members", "operand", "rule")
 
-    def __init__(self, c: LogicalConstraint, policy: Policy, rules: PolicyRules) -> None:
+    def __init__(
+        self, c: LogicalConstraint, policy: Policy, rules: PolicyRules, *, banned: bool = False
+    ) -> None:
         self.operand = c.operand
-        self.members = tuple(_Check(m, policy, rules) for m in c.constraints)
+        self.members = tuple(_Check(m, policy, rules, banned=banned) for m in c.constraints)
         self.rule = rules.rule_id("logical")
 
     def test(self, request: Request) -> Tri:
@@ -586,14 +646,15 @@ class _CompiledRule:
         self.label = _label(kind, index, rule.uid)
         checks: list[_AnyCheck] = []
         limits: list[Limit] = []
+        banned = kind == "prohibition"
         for c in (*rule.action.refinements, *rule.constraints):
             if isinstance(c, LogicalConstraint):
-                checks.append(_LogicalCheck(c, policy, rules))
+                checks.append(_LogicalCheck(c, policy, rules, banned=banned))
             elif OPERANDS[c.left].kind is Kind.LIMIT:
                 assert isinstance(c.right, int | Decimal)
                 limits.append(Limit(c.left, c.operator.value, c.right))
             else:
-                checks.append(_Check(c, policy, rules))
+                checks.append(_Check(c, policy, rules, banned=banned))
         self.checks = tuple(checks)
         self.limits = tuple(limits)
         self.duties = rule.duties if isinstance(rule, Permission) else ()
