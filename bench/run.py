@@ -39,7 +39,15 @@ REPO = BENCH_DIR.parent
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 
 # The registry: module names in bench/, in report order. Later benchmarks add themselves here.
-BENCHMARKS: list[str] = ["api", "ledger", "discovery", "quality", "registry", "policy"]
+BENCHMARKS: list[str] = [
+    "api",
+    "ledger",
+    "discovery",
+    "quality",
+    "registry",
+    "policy",
+    "settlement",
+]
 
 # Library versions shown in the header (each benchmark may add its own with PACKAGES).
 BASE_PACKAGES = [

@@ -79,3 +79,67 @@ def test_lookup_refuses_parameters_that_need_conversion(db: Database) -> None:
 
     with pytest.raises(TypeError, match="no conversion"):
         run_async(run)
+
+
+@postgresql_only
+def test_a_watched_counter_follows_commits_and_survives_losing_its_connection(
+    db: Database, enterprise: Actor
+) -> None:
+    """The registry revision read from memory on PostgreSQL: live after the first reads, moved by
+    each commit's notification (a read of the counter would not be needed), back to reading the
+    table while its connection is gone, and live again after."""
+    import asyncio
+
+    from datafactor.registry.models import REVISION_CHANNEL, RegistryAsset, RegistryRevision
+
+    stmt = select(RegistryRevision.value).where(RegistryRevision.id == bindparam("id"))
+
+    def bump() -> int:
+        with db.write() as s:
+            s.add(
+                RegistryAsset(
+                    party_id=enterprise.party_id,
+                    kind="resource",
+                    data_class="enterprise",
+                    name="资产",
+                )
+            )
+        with db.read() as s:
+            return s.get(RegistryRevision, 1).value  # type: ignore[union-attr]
+
+    async def until(predicate: object, what: str) -> None:
+        for _ in range(1000):
+            if predicate():  # type: ignore[operator]
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"not {what} within 10 s")
+
+    async def scenario() -> list[int | None]:
+        seen: list[int | None] = []
+        loop = asyncio.get_running_loop()
+        try:
+            seen.append(await db.counter(stmt, {"id": 1}, channel=REVISION_CHANNEL))
+            watch = db._watches[(loop, REVISION_CHANNEL)]
+            await until(lambda: watch.value is not None, "live")
+            value = await asyncio.to_thread(bump)
+            await until(lambda: watch.value == value, "notified")
+            seen.append(await db.counter(stmt, {"id": 1}, channel=REVISION_CHANNEL))
+            with db.engine.connect() as connection:  # drop every other connection
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            await until(lambda: watch.value is None, "fallen back")
+            value = await asyncio.to_thread(bump)
+            seen.append(await db.counter(stmt, {"id": 1}, channel=REVISION_CHANNEL))
+            await until(lambda: watch.value == value, "live again")
+            seen.append(value)
+            return seen
+        finally:
+            await db.aclose()
+
+    first, notified, fallback, recovered = run_async(scenario)
+    assert first is not None and notified is not None and notified > first
+    assert fallback == recovered  # read from the table while the watch reconnected

@@ -21,6 +21,8 @@ def test_other_tenant_is_refused_and_owner_served(client, db, endpoint):
     url = endpoint.path.replace(
         endpoint.path[endpoint.path.index("{") : endpoint.path.index("}") + 1], object_id
     )
+    for name, value in endpoint.path_values.items():
+        url = url.replace("{" + name + "}", value)
     for kind in ("enterprise", "individual", *endpoint.extra_intruder_kinds):
         intruder = make_actor(db, PartyKind(kind))
         r = client.request(

@@ -42,10 +42,18 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from datafactor.ledger import views as ledger_views
     from datafactor.policy import api as policy_api
     from datafactor.policy import views as policy_views
+    from datafactor.policy.grants import api as grants_api
+    from datafactor.policy.grants import views as grants_views
+    from datafactor.policy.operation import api as operation_api
+    from datafactor.policy.operation import views as operation_views
+    from datafactor.policy.trusts import api as trusts_api
+    from datafactor.policy.trusts import views as trusts_views
     from datafactor.registry import api as registry_api
     from datafactor.registry import views as registry_views
     from datafactor.registry import views_admin as registry_views_admin
     from datafactor.registry import views_review as registry_review
+    from datafactor.settlement import api as settlement_api
+    from datafactor.settlement import views as settlement_views
 
     settings = settings or get_settings()
 
@@ -84,6 +92,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         registry_api.router,
         inbox_api.router,
         policy_api.router,
+        grants_api.router,
+        operation_api.router,
+        trusts_api.router,
+        settlement_api.router,
     ):
         routing.guard(domain_api, routing.heads(domain_api, api.prefix))
         api.include_router(domain_api)
@@ -100,6 +112,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         census_views.router,
         inbox_views.router,
         policy_views.router,
+        grants_views.router,
+        operation_views.router,
+        trusts_views.router,
+        settlement_views.router,
         registry_views_admin.router,
         registry_views.router,
         registry_review.router,

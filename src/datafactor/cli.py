@@ -23,8 +23,12 @@ from datafactor.errors import DomainError
 from datafactor.identity.cli import users_app
 from datafactor.ledger.cli import ledger_app, verify_receipt_cmd, witness_cmd
 from datafactor.policy.cli import policy_app
+from datafactor.policy.grants.cli import grants_app
+from datafactor.policy.operation.cli import operation_app
+from datafactor.policy.trusts.cli import trusts_app
 from datafactor.registry.cli import registry_app
 from datafactor.settings import get_settings
+from datafactor.settlement.cli import settlement_app
 from datafactor.web.cli_support import fail as _fail
 
 app = typer.Typer(help="DataFactor: the provincial data factor platform.", no_args_is_help=True)
@@ -38,6 +42,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(registry_app, name="registry")
 app.add_typer(policy_app, name="policy")
+app.add_typer(grants_app, name="grants")
+app.add_typer(operation_app, name="operation")
+app.add_typer(trusts_app, name="trusts")
+app.add_typer(settlement_app, name="settlement")
 app.command("witness")(witness_cmd)
 app.command("verify-receipt")(verify_receipt_cmd)
 app.command("scan")(scan_cmd)

@@ -20,7 +20,7 @@ import asyncio
 import uuid
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -220,6 +220,56 @@ class _RawPool:
             await self._idle.pop().close()
 
 
+class _Watch:
+    """A counter kept current by PostgreSQL notifications, for one event loop.
+
+    A task holds one autocommit connection that ``LISTEN``s on ``channel`` and *then* reads the
+    counter, so every commit is either seen by that read or notified after it; each notification
+    carries the new value (writers ``pg_notify`` it in the committing transaction, and PostgreSQL
+    delivers it only once the transaction commits). ``value`` is None while the watch is not
+    live — before the first read, or after the connection broke until it is re-established —
+    and readers then fall back to reading the counter themselves.
+    """
+
+    def __init__(self, connect_kwargs: Mapping[str, Any], channel: str, sql: str) -> None:
+        self._connect_kwargs = connect_kwargs
+        self._channel = channel
+        self._sql = sql
+        self.value: int | None = None
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"watch {channel}")
+
+    def seen(self, value: int) -> None:
+        if self.value is not None and value > self.value:
+            self.value = value
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    **self._connect_kwargs, autocommit=True
+                ) as connection:
+                    await connection.execute(f'LISTEN "{self._channel}"')
+                    row = await (await connection.execute(self._sql)).fetchone()
+                    self.value = 0 if row is None else int(row[0])
+                    delay = 0.5
+                    async for note in connection.notifies():
+                        self.seen(int(note.payload))
+            except asyncio.CancelledError:
+                self.value = None
+                raise
+            except (psycopg.Error, OSError, ValueError):
+                self.value = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def close(self) -> None:
+        self.value = None
+        self._task.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._task
+
+
 class Database:
     """One engine and its session factories."""
 
@@ -248,6 +298,8 @@ class Database:
         # ``lookup`` on PostgreSQL: raw psycopg connections, also one pool per loop.
         self._raw_pools: dict[asyncio.AbstractEventLoop, _RawPool] = {}
         self._lookup_plans: dict[Select[Any], _LookupPlan] = {}
+        # ``counter`` on PostgreSQL: watched counters, one per loop and channel.
+        self._watches: dict[tuple[asyncio.AbstractEventLoop, str], _Watch] = {}
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -324,9 +376,39 @@ class Database:
         row = await pool.fetchone(plan.sql, params)
         return None if row is None else plan.row(row)
 
+    async def counter(
+        self, stmt: Select[Any], params: Mapping[str, Any], *, channel: str
+    ) -> int | None:
+        """A counter that writers ``pg_notify(channel, new value)`` as they change it, read on a
+        hot path: on PostgreSQL from memory once this loop's watch is live (no round trip), and
+        with ``lookup`` until then or while the watch reconnects; on SQLite always with
+        ``lookup`` (a local read). ``stmt`` reads the counter (its first column); None when it
+        has no row.
+
+        A change is seen here once its notification arrives — after the writer's commit, within
+        the notification's delivery time — so a reader may briefly see the value before a commit
+        that has just returned, never one older than a commit it saw notified.
+        """
+        if not self.is_sqlite:
+            loop = asyncio.get_running_loop()
+            watch = self._watches.get((loop, channel))
+            if watch is None:
+                literal = stmt.params(**params).compile(
+                    dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}
+                )
+                _args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+                watch = self._watches[(loop, channel)] = _Watch(kwargs, channel, str(literal))
+            if watch.value is not None:
+                return watch.value
+        row = await self.lookup(stmt, params)
+        return None if row is None else int(row[0])
+
     async def aclose(self) -> None:
-        """Close the asyncio engine and raw connections of the running loop (app shutdown)."""
+        """Close the asyncio engine, raw connections and watches of the running loop (app
+        shutdown)."""
         loop = asyncio.get_running_loop()
+        for key in [k for k in self._watches if k[0] is loop]:
+            await self._watches.pop(key).close()
         engine = self._async_engines.pop(loop, None)
         if engine is not None:
             await engine.dispose()

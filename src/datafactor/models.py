@@ -11,4 +11,8 @@ def load_all_models() -> None:
     import datafactor.identity.models
     import datafactor.inbox.models
     import datafactor.ledger.models
-    import datafactor.registry.models  # noqa: F401
+    import datafactor.policy.grants.models
+    import datafactor.policy.operation.models
+    import datafactor.policy.trusts.models
+    import datafactor.registry.models
+    import datafactor.settlement.models  # noqa: F401

@@ -39,6 +39,18 @@ class Permission(StrEnum):
     IDENTITY_USER_MANAGE = "identity:user:manage"
     IDENTITY_USER_READ = "identity:user:read"
     IDENTITY_USER_READ_ALL = "identity:user:read-all"
+    POLICY_GRANT_DECIDE = "policy:grant:decide"
+    POLICY_GRANT_READ = "policy:grant:read"
+    POLICY_GRANT_READ_ALL = "policy:grant:read-all"
+    POLICY_GRANT_REQUEST = "policy:grant:request"
+    POLICY_GRANT_REVOKE_ANY = "policy:grant:revoke-any"
+    POLICY_OPERATION_AUTHORISE = "policy:operation:authorise"
+    POLICY_OPERATION_FEE_CAP = "policy:operation:fee-cap"
+    POLICY_OPERATION_OPERATE = "policy:operation:operate"
+    POLICY_OPERATION_READ = "policy:operation:read"
+    POLICY_TRUST_MANAGE = "policy:trust:manage"
+    POLICY_TRUST_READ = "policy:trust:read"
+    POLICY_TRUST_READ_ALL = "policy:trust:read-all"
     REGISTRY_APPLICATION_FORCE = "registry:application:force"
     REGISTRY_APPLICATION_READ = "registry:application:read"
     REGISTRY_APPLICATION_READ_ALL = "registry:application:read-all"
@@ -50,6 +62,10 @@ class Permission(StrEnum):
     REGISTRY_CALENDAR_MANAGE = "registry:calendar:manage"
     REGISTRY_NOTICE_READ = "registry:notice:read"
     REGISTRY_OBJECTION_LODGE = "registry:objection:lodge"
+    SETTLEMENT_ACCOUNT_READ = "settlement:account:read"
+    SETTLEMENT_ACCOUNT_READ_ALL = "settlement:account:read-all"
+    SETTLEMENT_BOOKS_RECONCILE = "settlement:books:reconcile"
+    SETTLEMENT_FUNDS_MOVE = "settlement:funds:move"
 
 
 class Role(StrEnum):
@@ -74,6 +90,21 @@ _REGISTRY_APPLICANT = frozenset(
         P.REGISTRY_OBJECTION_LODGE,
     }
 )
+# Authorisations (授权): any working user requests grants and reads its party's grants, the
+# published public-data operation agreements and fees, and the trusts its party is in; deciding a
+# grant over the party's data, and settling or managing a trust deed, is the administrator's.
+_GRANTS_USER = frozenset(
+    {P.POLICY_GRANT_READ, P.POLICY_GRANT_REQUEST, P.POLICY_OPERATION_READ, P.POLICY_TRUST_READ}
+)
+_GRANTS_ADMIN = _GRANTS_USER | {P.POLICY_GRANT_DECIDE, P.POLICY_TRUST_MANAGE}
+_GRANTS_READER = frozenset({P.POLICY_GRANT_READ, P.POLICY_OPERATION_READ, P.POLICY_TRUST_READ})
+# Settlement (结算): every user reads its party's accounts and statements; moving the party's money
+# in and out (deposits, withdrawals) is the administrator's; the exchange's staff read every book
+# and reconcile it, regulators read every book.
+_BOOKS_SUPERVISOR = frozenset({P.SETTLEMENT_ACCOUNT_READ_ALL, P.SETTLEMENT_BOOKS_RECONCILE})
+_GRANTS_SUPERVISOR = frozenset(
+    {P.POLICY_GRANT_READ_ALL, P.POLICY_OPERATION_READ, P.POLICY_TRUST_READ_ALL}
+)
 # The exchange operator is the registration authority (登记机构): its staff are registrars, its
 # administrator also force-transitions stuck applications and edits the working-day calendar.
 _REGISTRAR = frozenset(
@@ -97,6 +128,8 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
             P.IDENTITY_TOKEN_MANAGE,
             P.IDENTITY_USER_READ,
             *_REGISTRY_APPLICANT,
+            *_GRANTS_USER,
+            P.SETTLEMENT_ACCOUNT_READ,
         }
     ),
     Role.AUDITOR: frozenset(
@@ -109,6 +142,8 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
             P.REGISTRY_APPLICATION_READ,
             P.REGISTRY_ASSET_READ,
             P.REGISTRY_NOTICE_READ,
+            *_GRANTS_READER,
+            P.SETTLEMENT_ACCOUNT_READ,
         }
     ),
     # The admin is also the party's reviewer of discovery results, and may force-cancel its scans.
@@ -131,9 +166,16 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
             P.IDENTITY_USER_MANAGE,
             P.IDENTITY_USER_READ,
             *_REGISTRY_APPLICANT,
+            *_GRANTS_ADMIN,
+            P.SETTLEMENT_ACCOUNT_READ,
+            P.SETTLEMENT_FUNDS_MOVE,
         }
     ),
 }
+# An enterprise's administrator may sign as implementing body for the public data of its public
+# services (a public enterprise such as the power grid); the service refuses an agreement over
+# anything but the party's own registered public data (OPS-BODY-DATA).
+_PUBLIC_ENTERPRISE = frozenset({P.POLICY_OPERATION_AUTHORISE})
 
 # What a party's kind adds, per role. Keys are PartyKind values (kept as strings so this module
 # stays free of domain imports).
@@ -150,40 +192,77 @@ _KIND_GRANTS: dict[str, dict[Role, frozenset[Permission]]] = {
         # The platform's administrator: may force-cancel any party's stuck scan.
         Role.ADMIN: _SUPERVISORY_READ
         | _REGISTRAR
+        | _GRANTS_SUPERVISOR
+        | _BOOKS_SUPERVISOR
         | {
             P.DISCOVERY_SCAN_FORCE_ALL,
             P.IDENTITY_PARTY_VERIFY,
             P.REGISTRY_APPLICATION_FORCE,
             P.REGISTRY_CALENDAR_MANAGE,
         },
-        Role.STAFF: _REGISTRAR | {P.IDENTITY_PARTY_READ_ALL, P.IDENTITY_PARTY_VERIFY},
+        Role.STAFF: _REGISTRAR
+        | _GRANTS_SUPERVISOR
+        | _BOOKS_SUPERVISOR
+        | {P.IDENTITY_PARTY_READ_ALL, P.IDENTITY_PARTY_VERIFY},
         Role.AUDITOR: _SUPERVISORY_READ
+        | _GRANTS_SUPERVISOR
+        | _BOOKS_SUPERVISOR
         | {P.REGISTRY_APPLICATION_READ_ALL, P.REGISTRY_ASSET_READ_ALL},
     },
+    # A regulator's administrator may revoke any authorisation (its staff and auditors read).
     "regulator": {
         role: _SUPERVISORY_READ
+        | _GRANTS_SUPERVISOR
+        | {P.SETTLEMENT_ACCOUNT_READ_ALL}
         | {
             P.CENSUS_INVENTORY_READ_ALL,
             P.REGISTRY_APPLICATION_READ_ALL,
             P.REGISTRY_ASSET_READ_ALL,
             P.REGISTRY_NOTICE_READ,
         }
+        | ({P.POLICY_GRANT_REVOKE_ANY} if role is Role.ADMIN else set())
         for role in Role
     },
     # The big-data bureau organises the government data census: it reads every department's
     # inventory and the province's roll-up, starts a census for any department, and its admin
     # may force-cancel any census run.
+    # It also sets the public-data operation service-fee caps (发改价格〔2025〕65号) and oversees
+    # every authorisation made under public-data operation.
     "bigdata_bureau": {
         Role.ADMIN: _SUPERVISORY_READ
-        | {P.CENSUS_INVENTORY_READ_ALL, P.CENSUS_RUN_FORCE_ALL, P.CENSUS_RUN_START_ANY},
-        Role.STAFF: _SUPERVISORY_READ | {P.CENSUS_INVENTORY_READ_ALL, P.CENSUS_RUN_START_ANY},
-        Role.AUDITOR: _SUPERVISORY_READ | {P.CENSUS_INVENTORY_READ_ALL},
+        | _GRANTS_SUPERVISOR
+        | {
+            P.CENSUS_INVENTORY_READ_ALL,
+            P.CENSUS_RUN_FORCE_ALL,
+            P.CENSUS_RUN_START_ANY,
+            P.POLICY_OPERATION_FEE_CAP,
+        },
+        Role.STAFF: _SUPERVISORY_READ
+        | _GRANTS_SUPERVISOR
+        | {P.CENSUS_INVENTORY_READ_ALL, P.CENSUS_RUN_START_ANY, P.POLICY_OPERATION_FEE_CAP},
+        Role.AUDITOR: _SUPERVISORY_READ | _GRANTS_SUPERVISOR | {P.CENSUS_INVENTORY_READ_ALL},
     },
     # A government department takes its own census (政务数据资产普查) and reads its inventory.
+    # As an implementing body (实施机构) its administrator selects public-data operators and signs
+    # their authorisation agreements.
     "government_department": {
-        Role.ADMIN: frozenset({P.CENSUS_INVENTORY_READ, P.CENSUS_RUN_FORCE, P.CENSUS_RUN_START}),
+        Role.ADMIN: frozenset(
+            {
+                P.CENSUS_INVENTORY_READ,
+                P.CENSUS_RUN_FORCE,
+                P.CENSUS_RUN_START,
+                P.POLICY_OPERATION_AUTHORISE,
+            }
+        ),
         Role.STAFF: frozenset({P.CENSUS_INVENTORY_READ, P.CENSUS_RUN_START}),
         Role.AUDITOR: frozenset({P.CENSUS_INVENTORY_READ}),
+    },
+    # A public-data operator (公共数据运营机构) approves uses of the public data its agreements
+    # cover, sets its fees under the cap, records its costs and files its annual report.
+    "enterprise": {Role.ADMIN: _PUBLIC_ENTERPRISE},
+    "public_data_operator": {
+        Role.ADMIN: frozenset({P.POLICY_OPERATION_OPERATE}),
+        Role.STAFF: frozenset({P.POLICY_OPERATION_OPERATE}),
     },
 }
 

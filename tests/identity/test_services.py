@@ -339,3 +339,24 @@ def test_verification_is_published_in_the_ledger_without_personal_data(db, opera
     assert "code_sha256" not in published[0]["payload"]
     assert resident_id not in json.dumps(published)
     assert len(published[1]["payload"]["code_sha256"]) == 64
+
+
+def test_counterparty_names_show_organisations_and_mask_individuals(db):
+    """A page relating the viewer to other parties names verified organisations (public market
+    information), masks another individual's name to the surname, and shows an unverified party
+    only by a short id; the viewer's own party and, for a regulator, every party in full."""
+    viewer = make_actor(db, PartyKind.ENTERPRISE, name="观看者公司")
+    firm = make_actor(db, PartyKind.ENTERPRISE, name="广西某某数据有限公司")
+    person = make_actor(db, PartyKind.INDIVIDUAL, name="张三丰")
+    pending = make_actor(db, PartyKind.ENTERPRISE, name="待审核公司", verified=False)
+    regulator = make_actor(db, PartyKind.REGULATOR, name="监管机构")
+    ids = [viewer.party_id, firm.party_id, person.party_id, pending.party_id, "no-such-party"]
+    with db.read() as s:
+        names = services.counterparty_names(s, principal(db, viewer), ids)
+        supervised = services.counterparty_names(s, principal(db, regulator), ids)
+    assert names[viewer.party_id] == "观看者公司"
+    assert names[firm.party_id] == "广西某某数据有限公司"
+    assert names[person.party_id] == "张*"
+    assert names[pending.party_id] == pending.party_id[:8]
+    assert names["no-such-party"] == "no-such-"
+    assert supervised[person.party_id] == "张三丰" and supervised[pending.party_id] == "待审核公司"

@@ -4,6 +4,7 @@ refusals naming the rule, public verification without login, the CLI's list and 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -213,6 +214,9 @@ def test_public_verification_follows_every_change_of_the_right(
     first, again = client.get(url), client.get(url)
     assert first.status_code == again.status_code == 200
     assert first.json() == again.json() and first.json()["status"] == "active"
+    page = f"/verify/{number}"  # the page the QR code opens, cached the same way
+    assert 'data-status="active"' in client.get(page).text
+    assert 'data-status="active"' in client.get(page).text
 
     pledge = registry.ApplicationDraft(
         type=RegistrationType.PLEDGE,
@@ -223,8 +227,15 @@ def test_public_verification_follows_every_change_of_the_right(
     _, _, pledged_on = drive_to_certified(db, owner, registrar, pledge, issuer, day)
     with db.read() as s:
         assert s.get(RegistryRevision, 1).value > revision
+    # On PostgreSQL the server learns the new revision from the commit's notification, which
+    # may arrive just after the commit returned: the next lookups show the pledge once it has.
     after = client.get(url).json()
+    deadline = time.monotonic() + 10
+    while after["status"] != "pledged" and time.monotonic() < deadline:
+        time.sleep(0.01)
+        after = client.get(url).json()
     assert after["right_status"] == "pledged" and after["status"] == "pledged"
+    assert 'data-status="pledged"' in client.get(page).text
     clock["today"] = pledged_on  # another day is another key, computed afresh
     assert client.get(url).json()["status"] == "pledged"
 

@@ -410,3 +410,39 @@ def test_daily_sweeper_sweeps_once_per_day(db, enterprise, monkeypatch):
     assert sweeper.run_once() is None  # same day: not again
     monkeypatch.setattr(maintenance, "today_cn", lambda: date(2026, 4, 21))
     assert sweeper.run_once() is not None  # after midnight in China: once more
+
+
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
+def test_two_administrators_saving_the_same_new_day_both_succeed(db, operator):
+    """The second save of a day nobody had overridden waits for the first and then updates it
+    (an upsert), instead of failing on the duplicate key."""
+    import threading
+
+    from datafactor.registry.models import RegistryCalendarDay
+
+    admin = principal(db, operator)
+    day = date(2026, 10, 12)
+    first_saved, errors = threading.Event(), []
+
+    def second() -> None:
+        try:
+            first_saved.wait(10)
+            with db.write() as s:
+                maintenance.set_calendar_day(s, admin, day, kind="workday", note="second")
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with db.write() as s:
+        maintenance.set_calendar_day(s, admin, day, kind="holiday", note="first")
+        first_saved.set()
+        # Hold the first transaction open while the second one inserts the same day.
+        thread.join(0.5)
+    thread.join(10)
+    assert errors == []
+    with db.read() as s:
+        row = s.get(RegistryCalendarDay, day)
+        assert (row.kind, row.note) == ("workday", "second")

@@ -304,6 +304,15 @@ def test_certificate_page_shows_chain_graph_receipt(
     r = public.post("/verify", files={"receipt": ("r.json", b"", "application/json")})
     assert r.status_code == 400
 
+    # After the log's key is rotated, a receipt taken before still verifies (old key retired,
+    # not forgotten).
+    from datafactor.ledger.services import rotate_key
+
+    with db.write() as s:
+        rotate_key(s, ledger.keys_for(settings))
+    r = public.post("/verify", files={"receipt": ("r.json", json.dumps(doc), "application/json")})
+    assert r.status_code == 200 and 'data-ok="true"' in r.text, r.text
+
 
 def test_layout_is_layered_and_deterministic():
     def nodes():

@@ -33,6 +33,8 @@ class ObjectEndpoint:
     ok_status: tuple[int, ...] = (200, 201)
     notes: str = ""
     extra_intruder_kinds: tuple[str, ...] = field(default=())
+    # Fixed values of the path's other parameters (e.g. a report's year), by name.
+    path_values: dict[str, str] = field(default_factory=dict)
 
 
 def _own_party(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
@@ -785,6 +787,289 @@ INBOX_ENDPOINTS: list[ObjectEndpoint] = [
     ),
 ]
 
+
+def _grant(side: str, state: str = "requested") -> Maker:
+    """A grant in which the owner is the grantee or the grantor (grants_support)."""
+
+    def make(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+        from grants_support import isolation_grant
+
+        return isolation_grant(client, owner, side=side, state=state)
+
+    return make
+
+
+_USE = {"request": {"action": "read", "purpose": "industry"}, "dry_run": True}
+GRANTS_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint("GET", "/api/v1/grants/{grant_id}", _grant("grantee")),
+    ObjectEndpoint("POST", "/api/v1/grants/{grant_id}/withdrawal", _grant("grantee")),
+    ObjectEndpoint("POST", "/api/v1/grants/{grant_id}/uses", _grant("grantee"), body=_USE),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/grants/{grant_id}/decision",
+        _grant("grantor"),
+        body={"approve": False, "reason": "不予授权"},
+        extra_intruder_kinds=("regulator", "exchange_operator"),
+        notes="supervisors read every grant; a regulator may revoke one, but none decides",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/grants/{grant_id}/suspension",
+        _grant("grantor", "active"),
+        body={"reason": "核查"},
+        extra_intruder_kinds=("regulator", "exchange_operator"),
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/grants/{grant_id}/resumption",
+        _grant("grantor", "suspended"),
+        body={"reason": "核查完毕"},
+        extra_intruder_kinds=("regulator", "exchange_operator"),
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/grants/{grant_id}/revocation",
+        _grant("grantor"),
+        body={"reason": "终止"},
+        extra_intruder_kinds=("exchange_operator",),
+        notes="the grantor or a regulator revokes; the exchange reads every grant but does not",
+    ),
+]
+
+# ------------------------------------------------------------------------------ data trusts
+
+
+def _deed(kind: str) -> Maker:
+    """A deed whose settlor or trustee is the owner (trusts_support)."""
+
+    def make(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+        import trusts_support
+
+        return str(getattr(trusts_support, kind)(client, owner, headers))
+
+    return make
+
+
+_DEED = "/api/v1/trusts/deeds/{deed_id}"
+_REFUSED_BY_RULE = "a static body the rules refuse for the owner (422); others get 404"
+TRUSTS_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint("GET", _DEED, _deed("settlors_draft")),
+    ObjectEndpoint(
+        "PUT",
+        _DEED,
+        _deed("settlors_draft"),
+        body={
+            "title": "改写",
+            "purpose": "改写",
+            "trustee_id": "no-such-party",
+            "asset_ids": ["no-such-asset"],
+            "scope": {},
+            "term_start": "2026-04-01",
+            "term_end": "2028-12-31",
+            "trustee_fee_bp": 500,
+            "beneficiaries": [{"party_id": "no-such-party", "share_bp": 10000}],
+        },
+        ok_status=(422,),
+        extra_intruder_kinds=("regulator",),
+        notes=_REFUSED_BY_RULE,
+    ),
+    ObjectEndpoint(
+        "POST", f"{_DEED}/sign", _deed("settlors_draft"), extra_intruder_kinds=("regulator",)
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_DEED}/withdraw",
+        _deed("settlors_draft"),
+        body={"reason": "撤回"},
+        extra_intruder_kinds=("regulator",),
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_DEED}/accept",
+        _deed("trustees_signed_deed"),
+        owner_kind="service_firm",
+        extra_intruder_kinds=("regulator",),
+        notes="owner = the trustee of a signed deed",
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_DEED}/decline",
+        _deed("trustees_signed_deed"),
+        body={"reason": "报酬过低"},
+        owner_kind="service_firm",
+        extra_intruder_kinds=("regulator",),
+        notes="owner = the trustee of a signed deed",
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_DEED}/amendments",
+        _deed("settlors_active_deed"),
+        body={"beneficiaries": [{"party_id": "no-such-party", "share_bp": 10000}], "reason": "x"},
+        ok_status=(422,),
+        extra_intruder_kinds=("regulator",),
+        notes=_REFUSED_BY_RULE,
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_DEED}/termination",
+        _deed("settlors_active_deed"),
+        body={"reason": "业务调整"},
+        notes="the settlor proposes ending early; a regulator would need an order reference",
+    ),
+    ObjectEndpoint("GET", f"{_DEED}/grants", _deed("settlors_active_deed")),
+    ObjectEndpoint(
+        "POST",
+        f"{_DEED}/grants",
+        _deed("trustees_active_deed"),
+        body={
+            "asset_id": "no-such-asset",
+            "grantee_id": "no-such-party",
+            "policy": {},
+            "term_start": "2026-05-04",
+            "term_end": "2026-12-31",
+        },
+        owner_kind="service_firm",
+        ok_status=(422,),
+        extra_intruder_kinds=("regulator",),
+        notes=_REFUSED_BY_RULE,
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_DEED}/decisions",
+        _deed("trustees_active_deed"),
+        body={"grant_id": "no-such-grant", "approve": False, "reason": "不予授权"},
+        owner_kind="service_firm",
+        ok_status=(422,),
+        extra_intruder_kinds=("regulator",),
+        notes=_REFUSED_BY_RULE,
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_DEED}/misuse",
+        _deed("trustees_active_deed"),
+        body={"grant_id": "no-such-grant", "description": "转售"},
+        owner_kind="service_firm",
+        ok_status=(422,),
+        extra_intruder_kinds=("regulator",),
+        notes=_REFUSED_BY_RULE,
+    ),
+    ObjectEndpoint("GET", f"{_DEED}/income", _deed("settlors_active_deed")),
+    ObjectEndpoint(
+        "POST",
+        f"{_DEED}/income",
+        _deed("trustees_active_deed"),
+        body={
+            "amount_fen": 10000,
+            "received_on": "2026-05-04",
+            "source": "other",
+            "description": "数据服务收入",
+        },
+        owner_kind="service_firm",
+        extra_intruder_kinds=("regulator",),
+        notes="owner = the trustee of a deed in effect",
+    ),
+    ObjectEndpoint("GET", f"{_DEED}/distributions", _deed("settlors_active_deed")),
+]
+
+# --------------------------------------------------------------- public data operation
+
+
+def _operation(name: str) -> Maker:
+    """An object of public data operation owned by the owner (operation_support)."""
+
+    def make(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+        import operation_support
+
+        return str(getattr(operation_support, name)(client, owner, headers))
+
+    return make
+
+
+_BODY = "government_department"
+_PDO = "public_data_operator"
+_AGREEMENT = "/api/v1/operation/agreements/{agreement_id}"
+_REPORT = "/api/v1/operation/reports/{operator_id}/{year}"
+OPERATION_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint(
+        "GET",
+        _AGREEMENT,
+        _operation("isolation_agreement"),
+        owner_kind=_BODY,
+        extra_intruder_kinds=(_BODY, _PDO),
+        notes="the body, its operator and supervisors read it",
+    ),
+    *(
+        ObjectEndpoint(
+            "POST",
+            f"{_AGREEMENT}/{action}",
+            _operation(maker),
+            body={"reason": "隔离测试"},
+            owner_kind=_BODY,
+            extra_intruder_kinds=(_BODY, _PDO, "regulator", "bigdata_bureau"),
+            notes="only the implementing body that signed it changes it",
+        )
+        for action, maker in (
+            ("suspend", "isolation_agreement"),
+            ("resume", "isolation_suspended_agreement"),
+            ("terminate", "isolation_agreement"),
+        )
+    ),
+    ObjectEndpoint(
+        "GET",
+        "/api/v1/operation/uses/{use_id}",
+        _operation("isolation_use"),
+        owner_kind=_PDO,
+        extra_intruder_kinds=(_BODY, _PDO),
+        notes="owner = the operator; its body and user read it too",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/operation/uses/{use_id}/decision",
+        _operation("isolation_requested_use"),
+        body={"approve": False, "reason": "隔离测试"},
+        owner_kind=_PDO,
+        extra_intruder_kinds=(_BODY, _PDO, "regulator"),
+        notes="only the agreement's operator decides",
+    ),
+    *(
+        ObjectEndpoint(
+            "GET",
+            path,
+            _operation("isolation_operator"),
+            owner_kind=_PDO,
+            extra_intruder_kinds=(_BODY, _PDO),
+            path_values={"year": "2026"},
+            notes="the operator, the bodies it operates for, and supervisors read its report",
+        )
+        for path in (_REPORT, f"{_REPORT}/report.csv")
+    ),
+]
+
+# ------------------------------------------------------------------------------- settlement
+
+
+def _own_money_account(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    r = client.get("/api/v1/settlement/accounts", headers=headers)
+    assert r.status_code == 200, r.text
+    return next(str(a["id"]) for a in r.json()["items"] if a["kind"] == "available")
+
+
+def _own_money_journal(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    r = client.post(
+        "/api/v1/settlement/deposits",
+        headers={**headers, "Idempotency-Key": f"isolation-{owner.party_id}"},
+        json={"amount_fen": 100},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+SETTLEMENT_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint("GET", "/api/v1/settlement/accounts/{account_id}", _own_money_account),
+    ObjectEndpoint("GET", "/api/v1/settlement/accounts/{account_id}/statement", _own_money_account),
+    ObjectEndpoint("GET", "/api/v1/settlement/journals/{journal_id}", _own_money_journal),
+]
+
 ENDPOINTS: list[ObjectEndpoint] = [
     ObjectEndpoint("GET", "/api/v1/parties/{party_id}", _own_party),
     ObjectEndpoint("GET", "/api/v1/users/{user_id}", _own_user),
@@ -815,6 +1100,10 @@ ENDPOINTS: list[ObjectEndpoint] = [
     *CENSUS_ENDPOINTS,
     *REGISTRY_ENDPOINTS,
     *INBOX_ENDPOINTS,
+    *GRANTS_ENDPOINTS,
+    *TRUSTS_ENDPOINTS,
+    *OPERATION_ENDPOINTS,
+    *SETTLEMENT_ENDPOINTS,
 ]
 
 # Routes with a path parameter that are deliberately public (no tenant owns them).
@@ -826,6 +1115,9 @@ PUBLIC: dict[str, str] = {
     "(issue 5: anyone shown a certificate can check it, without login)",
     "GET /api/v1/policy/templates/{name}": "the built-in policy templates belong to no party: "
     "every logged-in party reads the same four (issue 6)",
+    "POST /api/v1/trusts/deeds/{deed_id}/requests": "any verified party may ask a trust's trustee "
+    "for a use of the trust's data (issue 6); a deed not in effect is not found for anyone who "
+    "cannot see it, and the request is checked against the deed by the grants core",
 }
 
 

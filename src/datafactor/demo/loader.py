@@ -124,8 +124,20 @@ def load_demo(
                     report.users_created += 1
                 elif changed:
                     report.passwords_changed += 1
+    from datafactor.demo.settlement import fund_demo_buyers  # the demo buyers' money
+
+    fund_demo_buyers(db)
     if settings is not None:
         load_pilots(db, settings, report)
+        from datafactor.demo.grants import load_grants  # after the pilots: grants need rights
+
+        load_grants(db, settings, demo_principals(db))
+        from datafactor.demo.trusts import load_trusts  # the grid's electricity data trust
+
+        load_trusts(db, settings)
+        from datafactor.demo.operation import load_operation  # public data operation pilots
+
+        load_operation(db, settings, demo_principals(db))
     return report
 
 
@@ -292,16 +304,16 @@ def _find_application(
         limit=500,
         offset=0,
     )
-    return next(
-        (
-            r
-            for r in rows
-            if r.asset_id == asset_id
-            and r.type == plan.type
-            and (r.facts or {}).get("counterparty_id") == counterparty
-        ),
-        None,
-    )
+    # The pilot's own application is the first one: the demos loaded after the pilots (public
+    # data operation) may file another licence of the same asset to the same party.
+    matching = [
+        r
+        for r in rows
+        if r.asset_id == asset_id
+        and r.type == plan.type
+        and (r.facts or {}).get("counterparty_id") == counterparty
+    ]
+    return min(matching, key=lambda r: (r.submitted_on, r.created_at), default=None)
 
 
 def _application_draft(

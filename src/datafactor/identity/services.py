@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -412,6 +413,30 @@ def get_custodian(session: Session, principal: Principal, party_id: str) -> Cust
     _require(principal, P.IDENTITY_PARTY_READ)
     party = session.scalar(_custodians().where(Party.id == party_id))
     return CustodianCard(party.id, party.name, party.name_en) if party is not None else None
+
+
+def counterparty_names(
+    session: Session, principal: Principal, party_ids: Iterable[str]
+) -> dict[str, str]:
+    """Display names of ``party_ids`` for a page that relates the viewer to them (a licensee, a
+    pledgee, a grantor, a trustee, a beneficiary): every name the viewer may read in full; for
+    any other *verified organisation* its registered name, which is public market information
+    (as the national enterprise credit publicity system shows it); for another individual only
+    the surname, masked (个人信息: 张*); for an unknown or unverified party a short id."""
+    ids = sorted(set(party_ids))
+    if not ids:
+        return {}
+    names: dict[str, str] = {}
+    for party in session.scalars(select(Party).where(Party.id.in_(ids))):
+        if principal.can_see_party(party.id):
+            names[party.id] = party.name
+        elif party.status != PartyStatus.VERIFIED:
+            continue
+        elif party.kind == PartyKind.INDIVIDUAL:
+            names[party.id] = (party.name[:1] + "*") if party.name else party.id[:8]
+        else:
+            names[party.id] = party.name
+    return {party_id: names.get(party_id, party_id[:8]) for party_id in ids}
 
 
 def party_counts(session: Session, principal: Principal) -> dict[str, int]:

@@ -108,14 +108,14 @@ def _text(entry: Any, where: str) -> Mapping[str, str]:
     return MappingProxyType({"zh": str(entry["zh"]), "en": str(entry["en"])})
 
 
-def _load(path: Path) -> PolicyRules:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    where = path.name
+def _load_refs(data: Any, where: str, keys: tuple[str, ...]) -> tuple[str, Mapping[str, RuleRef]]:
+    """The ``version`` and the ``rules`` section of a rule file: every key in ``keys`` present,
+    each with id, bilingual title, source, section and verified; no id twice."""
     if not isinstance(data, Mapping) or "version" not in data:
         raise ValueError(f"{where}: needs a version")
     version = str(data["version"])
     raw_rules = data.get("rules") or {}
-    missing = [k for k in RULE_KEYS if k not in raw_rules]
+    missing = [k for k in keys if k not in raw_rules]
     if missing:
         raise ValueError(f"{where}: rules missing {missing}")
     refs: dict[str, RuleRef] = {}
@@ -140,6 +140,56 @@ def _load(path: Path) -> PolicyRules:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ValueError(f"{where}: duplicate rule ids {duplicates}")
+    return version, MappingProxyType(refs)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Any other rule file of the policy domain (authorisations, public-data operation, trusts):
+    its version, its rules by key, and the file's other sections as loaded (``data``) for the
+    domain to read and check its own parameters from."""
+
+    name: str
+    version: str
+    refs: Mapping[str, RuleRef]
+    data: Mapping[str, Any]
+
+    def rule_id(self, key: str) -> str:
+        return self.refs[key].id
+
+    def ref(self, key: str) -> RuleRef:
+        return self.refs[key]
+
+    def by_id(self, rule_id: str) -> RuleRef:
+        for ref in self.refs.values():
+            if ref.id == rule_id:
+                return ref
+        raise KeyError(rule_id)
+
+
+def load_rule_set(name: str, keys: tuple[str, ...], path: Path | None = None) -> RuleSet:
+    """``rules/{name}.yaml`` (or an operator's ``path``), checked: every rule in ``keys`` present
+    with its source, no duplicate id. Cached for the packaged file."""
+    if path is None:
+        return _packaged_rule_set(name, keys)
+    return _rule_set(name, keys, path)
+
+
+def _rule_set(name: str, keys: tuple[str, ...], path: Path) -> RuleSet:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    version, refs = _load_refs(data, path.name, keys)
+    return RuleSet(name, version, refs, MappingProxyType(dict(data)))
+
+
+@functools.cache
+def _packaged_rule_set(name: str, keys: tuple[str, ...]) -> RuleSet:
+    return _rule_set(name, keys, _RULES_DIR / f"{name}.yaml")
+
+
+def _load(path: Path) -> PolicyRules:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    where = path.name
+    version, refs = _load_refs(data, where, RULE_KEYS)
 
     raw_purposes = data.get("purposes") or {}
     if not isinstance(raw_purposes, Mapping) or not raw_purposes:
@@ -163,7 +213,7 @@ def _load(path: Path) -> PolicyRules:
             seen.add(at)
     return PolicyRules(
         version=version,
-        refs=MappingProxyType(refs),
+        refs=refs,
         purposes=MappingProxyType(purposes),
         purpose_parent=MappingProxyType(parents),
     )

@@ -47,6 +47,7 @@ from typing import Any, Final
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from datafactor import audit, identity, inbox
@@ -582,8 +583,18 @@ def set_calendar_day(
     row = session.get(RegistryCalendarDay, day, with_for_update=True)
     before = None if row is None else row.kind
     if row is None:
-        row = RegistryCalendarDay(day=day, kind=kind, note=note)
-        session.add(row)
+        # Two administrators saving the same new day at once: the second insert waits for the
+        # first to commit and then violates the key; it updates the day the first one saved.
+        try:
+            with session.begin_nested():
+                row = RegistryCalendarDay(day=day, kind=kind, note=note)
+                session.add(row)
+        except IntegrityError:
+            row = session.get(
+                RegistryCalendarDay, day, with_for_update=True, populate_existing=True
+            )
+            assert row is not None
+            before = row.kind
     row.kind, row.note, row.updated_by = kind, note, principal.user_id
     row.updated_at = utcnow()
     session.flush()

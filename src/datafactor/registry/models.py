@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    text,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -339,6 +340,9 @@ _BUMP: Final = (
 
 
 _CHANGED: Final = "datafactor.registry.revision_due"
+# The PostgreSQL notification channel carrying each new revision value.
+REVISION_CHANNEL: Final = "datafactor_registry_revision"
+_NOTIFY: Final = text("SELECT pg_notify(:channel, :value)")
 
 
 @event.listens_for(Session, "before_flush")
@@ -364,7 +368,14 @@ def bump_revision_at_commit(session: Session) -> None:
     data."""
     session.flush()
     if session.info.pop(_CHANGED, False):
-        session.connection().execute(_BUMP)
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":
+            connection.execute(_BUMP)
+            return
+        # PostgreSQL: tell every process's watch (``Database.counter``) the new value; the
+        # notification is delivered only if and when this transaction commits.
+        value = connection.execute(_BUMP.returning(RegistryRevision.value)).scalar_one()
+        connection.execute(_NOTIFY, {"channel": REVISION_CHANNEL, "value": str(value)})
 
 
 @event.listens_for(Session, "after_rollback")

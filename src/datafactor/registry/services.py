@@ -99,6 +99,7 @@ from datafactor.registry.errors import (
     TitleDisputed,
 )
 from datafactor.registry.models import (
+    REVISION_CHANNEL,
     RegistryApplication,
     RegistryApplicationEvent,
     RegistryAsset,
@@ -744,6 +745,8 @@ def _record_step(
         row.applicant_id,
         [step.reason or "", step.rule or "", *details],
     )
+    if step.target in (S.REFUSED, S.WITHDRAWN):
+        _settled(session, row)
 
 
 def submit_application(
@@ -1557,12 +1560,15 @@ def _certify(
             other.holder_id,
             [change.rule],
         )
-    if not rules.type_rules(registration_type).certificate:
-        return None
-    after = change.apply(book)
-    return _issue(
-        session, row, after.right(right.id), after, principal, on=on, issuer=issuer, rules=rules
-    )
+    certificate = None
+    if rules.type_rules(registration_type).certificate:
+        after = change.apply(book)
+        certificate = _issue(
+            session, row, after.right(right.id), after, principal,
+            on=on, issuer=issuer, rules=rules,
+        )  # fmt: skip
+    _settled(session, row)
+    return certificate
 
 
 def _lock_lineage(session: Session, product_id: str) -> None:
@@ -1837,49 +1843,55 @@ _REVISION: Final = select(RegistryRevision.__table__.c.value).where(
 
 
 async def registry_revision(db: Database) -> int:
-    """The registry's change counter (``RegistryRevision``), read on the lookup hot path."""
-    row = await db.lookup(_REVISION, {"id": 1})
-    return 0 if row is None else int(row[0])
+    """The registry's change counter (``RegistryRevision``), read on the lookup hot path: on
+    PostgreSQL from this process's watch of the commits' notifications (``Database.counter``)."""
+    value = await db.counter(_REVISION, {"id": 1}, channel=REVISION_CHANNEL)
+    return 0 if value is None else value
 
 
 class VerificationCache:
     """Public verifications already computed for one database, keyed by (number, day, registry
-    revision).
+    revision, …): the API's JSON bytes, the verification page's context per locale.
 
     A verification depends only on rows whose every write bumps the registry revision in the
     same transaction, and on the day. A reader that reads the revision *before* computing may
     reuse what was computed at that revision: at worst it was computed from a newer state, never
-    an older one. Bounded (least recently used out); one per process.
+    an older one. Bounded (least recently used out); one per process and use. What is stored is
+    shared by every reader and must not be changed.
     """
 
     def __init__(self, size: int = 16_384) -> None:
         self._size = size
-        self._entries: OrderedDict[tuple[str, date, int], bytes] = OrderedDict()
+        self._entries: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, date, int]) -> bytes | None:
+    def get(self, key: tuple[Any, ...]) -> Any | None:
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
             return found
 
-    def put(self, key: tuple[str, date, int], body: bytes) -> None:
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
         with self._lock:
-            self._entries[key] = body
+            self._entries[key] = value
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
 
 
-_CACHES: Final[weakref.WeakKeyDictionary[Database, VerificationCache]] = weakref.WeakKeyDictionary()
+_CACHES: Final[weakref.WeakKeyDictionary[Database, dict[str, VerificationCache]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def verification_cache(db: Database) -> VerificationCache:
-    """The verification cache of ``db`` (one per database per process)."""
-    cache = _CACHES.get(db)
+def verification_cache(db: Database, use: str = "api") -> VerificationCache:
+    """The verification cache of ``db`` for ``use`` ("api", "page"): one per database, use and
+    process."""
+    caches = _CACHES.setdefault(db, {})
+    cache = caches.get(use)
     if cache is None:
-        cache = _CACHES[db] = VerificationCache()
+        cache = caches[use] = VerificationCache(4_096 if use == "page" else 16_384)
     return cache
 
 
@@ -1972,3 +1984,291 @@ def certificate_receipt(
         # Existence of a number is public (the verification page), its receipt is the holder's.
         raise Forbidden(N_("Only the holder of a certificate can export its receipt."))
     return ledger.receipt_for(session, certificate.ledger_index, keys)
+
+
+# ----------------------------------------------------- surface for authorisations (policy.grants)
+# An authorisation (授权) is registered as a licence (许可登记) of the grantor's right. The
+# grants service reads the few facts it needs about an asset and its rights by id (it never
+# sees the registry's rows), dry-runs the licence, files it in the holder's name — also on the
+# holder's behalf by an agent acting under a public-data operation agreement or a trust deed,
+# whose mandate the grants service has checked — and follows it through a callback run when an
+# application is settled (certified, refused or withdrawn), in that step's transaction.
+
+
+@dataclass(frozen=True)
+class AssetFacts:
+    """What another domain may know of a registered asset whose id it was given: its holder
+    party, kind, class of data (public data never leaves the domain), names and field names."""
+
+    id: str
+    party_id: str
+    kind: str
+    data_class: str
+    name: str
+    name_en: str
+    fields: tuple[str, ...]
+    grade: str | None = None  # the latest discovery grade (core data is never circulated)
+
+
+def asset_facts(session: Session, asset_id: str) -> AssetFacts | None:
+    asset = session.get(RegistryAsset, asset_id)
+    if asset is None:
+        return None
+    fields = tuple(str(f.get("name")) for f in asset.field_schema or () if f.get("name"))
+    return AssetFacts(
+        asset.id,
+        asset.party_id,
+        asset.kind,
+        asset.data_class,
+        asset.name,
+        asset.name_en,
+        fields,
+        grade=asset.grade,
+    )
+
+
+def rights_on_asset(session: Session, asset_id: str) -> list[Right]:
+    """Every right registered on ``asset_id`` (any status), oldest first."""
+    rows = session.scalars(
+        select(RegistryRight)
+        .where(RegistryRight.asset_id == asset_id)
+        .order_by(RegistryRight.created_at, RegistryRight.id)
+    )
+    return [r.to_domain() for r in rows]
+
+
+def right_of(session: Session, right_id: str) -> Right | None:
+    row = session.get(RegistryRight, right_id)
+    return None if row is None else row.to_domain()
+
+
+def check_licence(
+    session: Session,
+    *,
+    right_id: str,
+    licensee_id: str,
+    scope: Mapping[str, Any],
+    term_start: date,
+    term_end: date,
+    on: date,
+) -> None:
+    """Dry-run the licence of ``right_id`` to ``licensee_id``: raises the registry's own refusal
+    (not a right that may license, pledged, not in force, broken title, scope or term beyond
+    the parent) exactly as the certification would; writes nothing."""
+    from datafactor.registry.domain import license as license_right
+
+    row = session.get(RegistryRight, right_id)
+    if row is None:
+        from datafactor.registry.errors import UnknownRight
+
+        raise UnknownRight(
+            N_("Right {right} is not registered (rule {rule})."),
+            rule=_rules().rule_id("holder"),
+            field="right_id",
+            right=right_id,
+        )
+    book, _ = _load_book(session, [row.asset_id])
+    license_right(
+        book,
+        right_id,
+        right_id=new_id(),
+        licensor_id=row.holder_id,
+        licensee_id=licensee_id,
+        scope=Scope.from_dict(scope),
+        term=Term(term_start, term_end),
+        on=on,
+    )
+
+
+def file_licence(
+    session: Session,
+    principal: Principal,
+    *,
+    right_id: str,
+    licensee_id: str,
+    scope: Mapping[str, Any],
+    term_start: date,
+    term_end: date,
+    issuer: Issuer,
+    today: date | None = None,
+    mandate: Mapping[str, Any] | None = None,
+) -> RegistryApplication:
+    """File the licence application of ``right_id`` to ``licensee_id`` in the name of the
+    right's holder: by the holder's own user, or — with ``mandate`` (regime, reference and agent
+    of an operation agreement or trust deed, checked by the caller to cover the right) — by the
+    agent's user on the holder's behalf. The mandate is recorded in the application's facts;
+    the applicant is the holder, who alone may then resubmit or withdraw it."""
+    row = session.get(RegistryRight, right_id)
+    holder = row.holder_id if row is not None else principal.party_id
+    acting = principal
+    if mandate is not None and holder != principal.party_id:
+        acting = dataclasses.replace(principal, party_id=holder)
+    draft = ApplicationDraft(
+        type=RegistrationType.LICENCE,
+        asset_id=row.asset_id if row is not None else "",
+        right_id=right_id,
+        counterparty_id=licensee_id,
+        scope=dict(scope),
+        term_start=term_start,
+        term_end=term_end,
+    )
+    application = submit_application(session, acting, draft, issuer=issuer, today=today)
+    if mandate is not None:
+        application.facts = {
+            **application.facts,
+            "mandate": {**dict(mandate), "filed_by": principal.party_id},
+        }
+        session.flush()
+    return application
+
+
+@dataclass(frozen=True)
+class ApplicationOutcome:
+    """Where an application stands, for a domain following it: its state, the right it
+    created, its certificate's number and, when refused or returned, the reason given."""
+
+    id: str
+    type: str
+    state: str
+    result_right_id: str | None
+    certificate_number: str | None
+    reason: str = ""
+    reason_zh: str = ""
+    rule: str = ""
+    settled_on: date | None = None  # the day it reached its state (the registry's clock)
+
+
+def application_outcome(session: Session, application_id: str) -> ApplicationOutcome | None:
+    row = session.get(RegistryApplication, application_id)
+    if row is None:
+        return None
+    number = None
+    if row.result_right_id is not None:
+        number = session.scalar(
+            select(RegistryCertificate.number).where(RegistryCertificate.application_id == row.id)
+        )
+    decision = row.decision or {}
+    reason = reason_zh = str(decision.get("reason") or "")
+    rule = str(decision.get("rule") or "")
+    blocking = [r for r in decision.get("reasons") or () if r.get("effect") in ("refuse", "return")]
+    if not reason and blocking:
+        reason, reason_zh = str(blocking[0].get("en") or ""), str(blocking[0].get("zh") or "")
+        rule = str(blocking[0].get("rule") or "")
+    return ApplicationOutcome(
+        row.id,
+        row.type,
+        row.state,
+        row.result_right_id,
+        number,
+        reason,
+        reason_zh,
+        rule,
+        settled_on=row.state_since,
+    )
+
+
+_SETTLED_HOOKS: list[Any] = []
+
+
+def on_application_settled(hook: Any) -> Any:
+    """Call ``hook(session, outcome)`` whenever an application is certified, refused or
+    withdrawn, in that step's transaction (after the rights change and certificate are
+    written). Returns a function that removes the hook."""
+    if hook not in _SETTLED_HOOKS:
+        _SETTLED_HOOKS.append(hook)
+    return lambda: _SETTLED_HOOKS.remove(hook) if hook in _SETTLED_HOOKS else None
+
+
+def _settled(session: Session, row: RegistryApplication) -> None:
+    if not _SETTLED_HOOKS:
+        return
+    session.flush()
+    outcome = application_outcome(session, row.id)
+    assert outcome is not None
+    for hook in list(_SETTLED_HOOKS):
+        hook(session, outcome)
+
+
+def withdraw_licence_application(
+    session: Session, application_id: str, *, reason: str, today: date | None = None
+) -> bool:
+    """Withdraw an open licence application in its applicant's name because what it was filed
+    for has ended: the authorisation (授权) it registers was revoked or expired before the
+    licence was registered. The step is the applicant's own withdrawal, recorded as the
+    system's; the settled-application hooks run. False when there is nothing to withdraw (no
+    such licence application, or already certified, refused or withdrawn)."""
+    on = today or today_cn()
+    row = session.execute(
+        select(RegistryApplication)
+        .where(RegistryApplication.id == application_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if row is None or row.type != RegistrationType.LICENCE.value:
+        return False
+    if RegistrationState(row.state) in FINAL_STATES:
+        return False
+    rules = _rules()
+    step = advance(
+        row.to_domain(),
+        A.WITHDRAW,
+        R.APPLICANT,
+        on=on,
+        actor_id=row.applicant_id,
+        reason=reason,
+        rules=rules,
+        calendar=calendar_for(session),
+    )
+    _record_step(session, row, step, None, rules=rules)
+    return True
+
+
+def end_licence(
+    session: Session, right_id: str, *, revoked: bool, reason: str, today: date | None = None
+) -> bool:
+    """End a processing-use right registered as the licence of an authorisation that has ended,
+    through the registry's own rights operations (so the chain of title, the certificate's
+    status and every right derived from it follow): revoked with it (撤销) when the
+    authorisation was revoked; otherwise cancelled (注销: the licence's basis is gone) — revoked
+    too while it is pledged, since a pledge blocks a cancellation. False when the right is not
+    such a licence in force, or its own term is over (the daily sweep expires it)."""
+    from datafactor.registry.domain import RightStatus
+    from datafactor.registry.domain import cancel as cancel_right
+    from datafactor.registry.domain import revoke as revoke_right
+
+    on = today or today_cn()
+    row = session.get(RegistryRight, right_id)
+    if row is None:
+        return False
+    # Certifications lock the asset row before reading its rights: so does this.
+    session.execute(
+        select(RegistryAsset.id).where(RegistryAsset.id == row.asset_id).with_for_update()
+    )
+    book, _ = _load_book(session, [row.asset_id])
+    right = book.right(right_id)
+    if right.kind is not RightKind.PROCESSING_USE or right.status not in (
+        RightStatus.ACTIVE,
+        RightStatus.PLEDGED,
+        RightStatus.SUSPENDED,
+    ):
+        return False
+    if right.term.end is not None and right.term.end < on:
+        return False
+    rules = _rules()
+    if revoked or right.pledge is not None:
+        change = revoke_right(book, right_id, rules=rules)
+    else:
+        change = cancel_right(book, right_id, by=right.holder_id, rules=rules)
+    _persist_change(session, change, "")
+    for ended in change.updated:
+        _audit(
+            session,
+            None,
+            change.event.value,
+            "registry_right",
+            ended.id,
+            f"{change.event.value}: right {ended.id} is now {ended.status.value} ({reason})",
+            ended.holder_id,
+            [change.rule],
+        )
+    return True

@@ -279,14 +279,8 @@ def _vocabulary() -> dict[str, Any]:
 
 
 def _party_names(session: Session, principal: Principal, party_ids: set[str]) -> dict[str, str]:
-    """Names of the parties the viewer may see; others show a short id (never their name)."""
-    names = {}
-    for party_id in party_ids:
-        try:
-            names[party_id] = identity.get_party(session, principal, party_id).name
-        except DomainError:
-            names[party_id] = party_id[:8]
-    return names
+    """Display names of the parties a page relates the viewer to (``counterparty_names``)."""
+    return identity.counterparty_names(session, principal, party_ids)
 
 
 def _sees_all_assets(principal: Principal) -> bool:

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from datafactor import context, ledger
 from datafactor.errors import N_, DomainError, Forbidden, InvalidInput, NotFound
-from datafactor.identity import WebIdentity, get_party
+from datafactor.identity import WebIdentity, counterparty_names
 from datafactor.permissions import Permission, Principal
 from datafactor.registry import services
 from datafactor.registry.api import TodayDep
@@ -186,14 +186,8 @@ def _short(ident: str) -> str:
 def _party_names(
     session: Session, principal: Principal, party_ids: Iterable[str]
 ) -> dict[str, str]:
-    """Names of the parties the viewer may see; the others keep a short id (tenancy)."""
-    names: dict[str, str] = {}
-    for party_id in set(party_ids):
-        try:
-            names[party_id] = get_party(session, principal, party_id).name
-        except DomainError:
-            names[party_id] = _short(party_id)
-    return names
+    """Display names of the parties a page relates the viewer to (``counterparty_names``)."""
+    return counterparty_names(session, principal, party_ids)
 
 
 def _sees_all(principal: Principal) -> bool:
@@ -1125,7 +1119,9 @@ def check_certificate_receipt(session: Session, settings: Any, raw: bytes) -> Re
         out.problems.append(gettext(MSG_RECEIPT_NOT_CERTIFICATE, index=receipt.index))
         return out
     out.number = payload["number"]
-    trusted = [ledger.keys_for(settings).ensure().verifier().key_string()]
+    # Every key the log ever signed with: a receipt taken before a key rotation still verifies.
+    current = ledger.keys_for(settings).ensure().verifier().key_string()
+    trusted = sorted({current, *(v.key_string() for v in ledger.log_verifiers(session))})
     result = ledger.verify_receipt(receipt, trusted_log_keys=trusted)
     out.passed.extend(result.passed)
     out.problems.extend(result.problems)
@@ -1237,10 +1233,25 @@ def verify_form(
 
 
 @public_router.get("/verify/{number}")
-def verify_number(
+async def verify_number(
     request: Request, number: str, identity: MaybeWebUser, db: DbDep, today: TodayDep
 ) -> Response:
-    return _verify_page(request, identity, db, today, number=number)
+    """The page a certificate's QR code opens: computed once per (number, day, registry
+    revision, language) and then served from the page cache, like the API's verification."""
+    key = (number, today, await services.registry_revision(db), context.locale.get())
+    cache = services.verification_cache(db, "page")
+    found: dict[str, Any] | None = cache.get(key)
+    if found is None:
+        try:
+            found = await db.run_read(lambda s: _verify_context(s, number, today))
+        except DomainError as exc:
+            shown = {"number": number, "receipt": None, "result": None, **error_text(exc)}
+            return render(
+                request, "registry/verify.html", identity, status=exc.status, **shown, **LABELS
+            )
+        cache.put(key, found)
+    ctx = {"receipt": None, **found}
+    return render(request, "registry/verify.html", identity, **ctx, **LABELS)
 
 
 @public_router.post("/verify")

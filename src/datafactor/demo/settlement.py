@@ -1,0 +1,52 @@
+"""The demo province's money: the buyers of the demo trades have funds in their accounts.
+
+The issue's demo trades are bought by the bank (electricity-data credit scores, by sandbox), the
+logistics firm (port throughput data) and the Vietnamese company (the cross-border agreement
+trade). Each gets one deposit through the local bank backend, with a fixed idempotency key, so a
+second load replays it and changes nothing. Done through ``settlement``'s surface as the operator
+(``cli``) would record a transfer the custody bank confirmed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datafactor import settlement
+from datafactor.db import Database
+from datafactor.demo.province import PARTIES_BY_KEY
+from datafactor.identity import find_party_id
+
+
+@dataclass(frozen=True)
+class DemoFunding:
+    party_key: str  # a key of ``demo.province.PARTIES_BY_KEY``
+    amount_fen: int
+    memo: str
+
+
+FUNDING: tuple[DemoFunding, ...] = (
+    DemoFunding("bank", 200_000_000, "演示资金：邕江银行采购信用评分数据"),  # ¥2,000,000.00
+    DemoFunding("logistics", 50_000_000, "演示资金：边贸通物流采购港口吞吐量数据"),  # ¥500,000.00
+    DemoFunding("vn-trading", 30_000_000, "演示资金：红河贸易跨境协议交易"),  # ¥300,000.00
+)
+
+
+def fund_demo_buyers(db: Database) -> int:
+    """Deposit each demo buyer's funds once; the number of deposits made now (0 on a reload)."""
+    made = 0
+    for funding in FUNDING:
+        demo = PARTIES_BY_KEY[funding.party_key]
+        with db.write() as session:
+            party_id = find_party_id(session, demo.code_type, demo.country, demo.code)
+            if party_id is None:
+                continue
+            posted = settlement.deposit_funds(
+                session,
+                party_id,
+                funding.amount_fen,
+                key=f"demo-funding-{funding.party_key}",
+                actor="demo-loader",
+                memo=funding.memo,
+            )
+            made += 0 if posted.replayed else 1
+    return made
