@@ -47,7 +47,11 @@ BENCHMARKS: list[str] = [
     "registry",
     "policy",
     "settlement",
+    "exchange_settle",
+    "exchange_trades",
 ]
+# Short names ``--only`` also takes.
+ALIASES: dict[str, str] = {"trades": "exchange_trades"}
 
 # Library versions shown in the header (each benchmark may add its own with PACKAGES).
 BASE_PACKAGES = [
@@ -255,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(module, "add_arguments"):
             module.add_arguments(parser)
     args = parser.parse_args(argv)
-    only = [n.strip() for item in args.only for n in item.split(",") if n.strip()]
+    # ``--only exchange-settle`` names the module ``exchange_settle`` (markers are \w+).
+    only = [n.strip().replace("-", "_") for item in args.only for n in item.split(",") if n.strip()]
+    only = [ALIASES.get(n, n) for n in only]
     unknown = sorted(set(only) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; known: {BENCHMARKS}")

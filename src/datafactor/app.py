@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -27,6 +27,7 @@ from datafactor.web.middleware import RequestContextMiddleware
 from datafactor.web.templating import make_templates
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
+API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
@@ -34,6 +35,16 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from datafactor.census import views as census_views
     from datafactor.discovery import api as discovery_api
     from datafactor.discovery import views as discovery_views
+    from datafactor.exchange import api_auctions as exchange_api_auctions
+    from datafactor.exchange import api_delivery as exchange_api_delivery
+    from datafactor.exchange import api_listings as exchange_api_listings
+    from datafactor.exchange import api_settle as exchange_api_settle
+    from datafactor.exchange import api_trades as exchange_api_trades
+    from datafactor.exchange import views_auctions as exchange_views_auctions
+    from datafactor.exchange import views_delivery as exchange_views_delivery
+    from datafactor.exchange import views_listings as exchange_views_listings
+    from datafactor.exchange import views_settle as exchange_views_settle
+    from datafactor.exchange import views_trades as exchange_views_trades
     from datafactor.identity import api as identity_api
     from datafactor.identity import views as identity_views
     from datafactor.inbox import api as inbox_api
@@ -71,7 +82,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         version=__version__,
         description="Data property registration, trading and governance (桂政办发〔2023〕51号).",
         docs_url="/docs",
-        openapi_url="/api/v1/openapi.json",
+        openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url, pool_size=settings.db_pool_size)
@@ -82,7 +93,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         RequestContextMiddleware, default_locale=settings.default_locale, lang_cookie=LANG_COOKIE
     )
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(reject_unknown_query)])
+    # Each domain's API is included in the app itself under /api/v1, not through one /api/v1
+    # router: FastAPI checks an included router's routes-version by walking every route of every
+    # router below it, at each match — twice per request — so one /api/v1 router holding all the
+    # domains made every API request walk all the API routes (web/routing.py). Every route, API
+    # or page, refuses unknown query parameters (a typo must not silently drop a filter).
+    strict = [Depends(reject_unknown_query)]
     for domain_api in (
         identity_api.router,
         audit_routes.api_router,
@@ -96,13 +112,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         operation_api.router,
         trusts_api.router,
         settlement_api.router,
+        exchange_api_listings.router,
+        exchange_api_trades.router,
+        exchange_api_auctions.router,
+        exchange_api_delivery.router,
+        exchange_api_settle.router,
     ):
-        routing.guard(domain_api, routing.heads(domain_api, api.prefix))
-        api.include_router(domain_api)
-    routing.guard(api, (f"{api.prefix}/",))
-    app.include_router(api)
-    # Console pages refuse unknown query parameters too (a typo must not silently drop a filter).
-    strict = [Depends(reject_unknown_query)]
+        routing.guard(domain_api, routing.heads(domain_api, API_PREFIX))
+        app.include_router(domain_api, prefix=API_PREFIX, dependencies=strict)
     for views in (
         core_views.router,
         identity_views.router,
@@ -116,6 +133,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         operation_views.router,
         trusts_views.router,
         settlement_views.router,
+        exchange_views_listings.router,
+        exchange_views_trades.router,
+        exchange_views_auctions.router,
+        exchange_views_delivery.router,
+        exchange_views_settle.router,
         registry_views_admin.router,
         registry_views.router,
         registry_review.router,

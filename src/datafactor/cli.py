@@ -20,6 +20,7 @@ from datafactor.census.cli import census_cmd
 from datafactor.db import Database
 from datafactor.discovery.cli import deidentify_cmd, scan_cmd
 from datafactor.errors import DomainError
+from datafactor.exchange.cli import exchange_app, trace_cmd
 from datafactor.identity.cli import users_app
 from datafactor.ledger.cli import ledger_app, verify_receipt_cmd, witness_cmd
 from datafactor.policy.cli import policy_app
@@ -46,11 +47,13 @@ app.add_typer(grants_app, name="grants")
 app.add_typer(operation_app, name="operation")
 app.add_typer(trusts_app, name="trusts")
 app.add_typer(settlement_app, name="settlement")
+app.add_typer(exchange_app, name="exchange")
 app.command("witness")(witness_cmd)
 app.command("verify-receipt")(verify_receipt_cmd)
 app.command("scan")(scan_cmd)
 app.command("census")(census_cmd)
 app.command("deidentify")(deidentify_cmd)
+app.command("trace")(trace_cmd)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -17,6 +17,7 @@ transaction commits, so a use case and its audit event land together or not at a
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
@@ -289,6 +290,7 @@ class Database:
         )
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = sessionmaker(write_bind, expire_on_commit=False)
+        self._writer = threading.RLock()
         self._pool_size = pool_size
         # PostgreSQL reads from async code go through an asyncio engine (psycopg's async mode):
         # the same sync service code runs in a greenlet on the event loop, so a read costs no
@@ -310,8 +312,18 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A unit of work that commits on success and rolls back on any exception."""
-        with self._write() as session, session.begin():
+        """A unit of work that commits on success and rolls back on any exception.
+
+        On SQLite the process's writers also queue on an in-process lock before ``BEGIN
+        IMMEDIATE``: SQLite's busy handler retries a locked database by sleeping (up to 100 ms a
+        time), so writers of one process queued on it see long tails; on the lock each wakes as
+        soon as the one before commits. Writers of other processes still queue on the busy
+        timeout."""
+        if not self.is_sqlite:
+            with self._write() as session, session.begin():
+                yield session
+            return
+        with self._writer, self._write() as session, session.begin():
             yield session
 
     def _async_engine(self) -> AsyncEngine:

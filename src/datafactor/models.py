@@ -8,6 +8,7 @@ def load_all_models() -> None:
     import datafactor.census.models
     import datafactor.dataplane.models
     import datafactor.discovery.models
+    import datafactor.exchange.models
     import datafactor.identity.models
     import datafactor.inbox.models
     import datafactor.ledger.models

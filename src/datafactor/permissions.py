@@ -31,6 +31,18 @@ class Permission(StrEnum):
     DISCOVERY_SCAN_FORCE_ALL = "discovery:scan:force-all"
     DISCOVERY_SCAN_RUN = "discovery:scan:run"
     DISCOVERY_TOKEN_REVERSE = "discovery:token:reverse"
+    EXCHANGE_CONTRACT_ARBITRATE = "exchange:contract:arbitrate"
+    EXCHANGE_CONTRACT_READ = "exchange:contract:read"
+    EXCHANGE_CONTRACT_READ_ALL = "exchange:contract:read-all"
+    EXCHANGE_CONTRACT_SIGN = "exchange:contract:sign"
+    EXCHANGE_DELIVERY_RECEIVE = "exchange:delivery:receive"
+    EXCHANGE_LISTING_ASSESS = "exchange:listing:assess"
+    EXCHANGE_LISTING_READ = "exchange:listing:read"
+    EXCHANGE_LISTING_REVIEW = "exchange:listing:review"
+    EXCHANGE_LISTING_WRITE = "exchange:listing:write"
+    EXCHANGE_SETTLEMENT_RUN = "exchange:settlement:run"
+    EXCHANGE_TRADE_BROKER = "exchange:trade:broker"
+    EXCHANGE_TRADE_PLACE = "exchange:trade:place"
     IDENTITY_PARTY_READ = "identity:party:read"
     IDENTITY_PARTY_READ_ALL = "identity:party:read-all"
     IDENTITY_PARTY_UPDATE = "identity:party:update"
@@ -102,6 +114,31 @@ _GRANTS_READER = frozenset({P.POLICY_GRANT_READ, P.POLICY_OPERATION_READ, P.POLI
 # in and out (deposits, withdrawals) is the administrator's; the exchange's staff read every book
 # and reconcile it, regulators read every book.
 _BOOKS_SUPERVISOR = frozenset({P.SETTLEMENT_ACCOUNT_READ_ALL, P.SETTLEMENT_BOOKS_RECONCILE})
+# The exchange (数据交易): every verified user browses listings and reads its party's contracts;
+# staff prepare listings, place orders and bids, receive deliveries; signing a listing's
+# declaration or a contract binds the party and is the administrator's. The exchange operator's
+# staff review listings and settle; its administrator also arbitrates disputes; regulators read
+# every contract. Compliance assessors (law firms) sign listing assessments and brokers co-sign
+# agreement trades (service firms; the service checks the firm's service role).
+_TRADER = frozenset(
+    {
+        P.EXCHANGE_CONTRACT_READ,
+        P.EXCHANGE_DELIVERY_RECEIVE,
+        P.EXCHANGE_LISTING_READ,
+        P.EXCHANGE_LISTING_WRITE,
+        P.EXCHANGE_TRADE_PLACE,
+    }
+)
+_TRADER_ADMIN = _TRADER | {P.EXCHANGE_CONTRACT_SIGN}
+_TRADE_READER = frozenset({P.EXCHANGE_CONTRACT_READ, P.EXCHANGE_LISTING_READ})
+_EXCHANGE_STAFF = frozenset(
+    {
+        P.EXCHANGE_CONTRACT_READ_ALL,
+        P.EXCHANGE_LISTING_READ,
+        P.EXCHANGE_LISTING_REVIEW,
+        P.EXCHANGE_SETTLEMENT_RUN,
+    }
+)
 _GRANTS_SUPERVISOR = frozenset(
     {P.POLICY_GRANT_READ_ALL, P.POLICY_OPERATION_READ, P.POLICY_TRUST_READ_ALL}
 )
@@ -129,6 +166,7 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
             P.IDENTITY_USER_READ,
             *_REGISTRY_APPLICANT,
             *_GRANTS_USER,
+            *_TRADER,
             P.SETTLEMENT_ACCOUNT_READ,
         }
     ),
@@ -143,6 +181,7 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
             P.REGISTRY_ASSET_READ,
             P.REGISTRY_NOTICE_READ,
             *_GRANTS_READER,
+            *_TRADE_READER,
             P.SETTLEMENT_ACCOUNT_READ,
         }
     ),
@@ -167,6 +206,7 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
             P.IDENTITY_USER_READ,
             *_REGISTRY_APPLICANT,
             *_GRANTS_ADMIN,
+            *_TRADER_ADMIN,
             P.SETTLEMENT_ACCOUNT_READ,
             P.SETTLEMENT_FUNDS_MOVE,
         }
@@ -194,8 +234,10 @@ _KIND_GRANTS: dict[str, dict[Role, frozenset[Permission]]] = {
         | _REGISTRAR
         | _GRANTS_SUPERVISOR
         | _BOOKS_SUPERVISOR
+        | _EXCHANGE_STAFF
         | {
             P.DISCOVERY_SCAN_FORCE_ALL,
+            P.EXCHANGE_CONTRACT_ARBITRATE,
             P.IDENTITY_PARTY_VERIFY,
             P.REGISTRY_APPLICATION_FORCE,
             P.REGISTRY_CALENDAR_MANAGE,
@@ -203,17 +245,19 @@ _KIND_GRANTS: dict[str, dict[Role, frozenset[Permission]]] = {
         Role.STAFF: _REGISTRAR
         | _GRANTS_SUPERVISOR
         | _BOOKS_SUPERVISOR
+        | _EXCHANGE_STAFF
         | {P.IDENTITY_PARTY_READ_ALL, P.IDENTITY_PARTY_VERIFY},
         Role.AUDITOR: _SUPERVISORY_READ
         | _GRANTS_SUPERVISOR
         | _BOOKS_SUPERVISOR
+        | {P.EXCHANGE_CONTRACT_READ_ALL}
         | {P.REGISTRY_APPLICATION_READ_ALL, P.REGISTRY_ASSET_READ_ALL},
     },
     # A regulator's administrator may revoke any authorisation (its staff and auditors read).
     "regulator": {
         role: _SUPERVISORY_READ
         | _GRANTS_SUPERVISOR
-        | {P.SETTLEMENT_ACCOUNT_READ_ALL}
+        | {P.SETTLEMENT_ACCOUNT_READ_ALL, P.EXCHANGE_CONTRACT_READ_ALL}
         | {
             P.CENSUS_INVENTORY_READ_ALL,
             P.REGISTRY_APPLICATION_READ_ALL,
@@ -260,6 +304,13 @@ _KIND_GRANTS: dict[str, dict[Role, frozenset[Permission]]] = {
     # A public-data operator (公共数据运营机构) approves uses of the public data its agreements
     # cover, sets its fees under the cap, records its costs and files its annual report.
     "enterprise": {Role.ADMIN: _PUBLIC_ENTERPRISE},
+    # Third-party service firms: a compliance assessor (law firm) signs listing assessments, a
+    # broker co-signs agreement trades and lists for the holders who authorised it; which of the
+    # two a firm is, is its service role (checked by the exchange).
+    "service_firm": {
+        Role.ADMIN: frozenset({P.EXCHANGE_LISTING_ASSESS, P.EXCHANGE_TRADE_BROKER}),
+        Role.STAFF: frozenset({P.EXCHANGE_LISTING_ASSESS, P.EXCHANGE_TRADE_BROKER}),
+    },
     "public_data_operator": {
         Role.ADMIN: frozenset({P.POLICY_OPERATION_OPERATE}),
         Role.STAFF: frozenset({P.POLICY_OPERATION_OPERATE}),

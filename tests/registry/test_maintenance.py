@@ -402,14 +402,14 @@ def test_cli_sweep_json(db, settings, monkeypatch, licensed):
         get_settings.cache_clear()
 
 
-def test_daily_sweeper_sweeps_once_per_day(db, enterprise, monkeypatch):
-    sweeper = maintenance.DailySweeper(db)
-    monkeypatch.setattr(maintenance, "today_cn", lambda: date(2026, 4, 20))
-    first = sweeper.run_once()
+def test_daily_sweep_sweeps_once_per_day(db, enterprise):
+    clock = [date(2026, 4, 20)]
+    sweep_if_due = maintenance.daily_sweep(db, today=lambda: clock[0])
+    first = sweep_if_due()
     assert first is not None and first.today == date(2026, 4, 20)
-    assert sweeper.run_once() is None  # same day: not again
-    monkeypatch.setattr(maintenance, "today_cn", lambda: date(2026, 4, 21))
-    assert sweeper.run_once() is not None  # after midnight in China: once more
+    assert sweep_if_due() is None  # same day: not again
+    clock[0] = date(2026, 4, 21)
+    assert sweep_if_due() is not None  # after midnight in China: once more
 
 
 @pytest.mark.parametrize(

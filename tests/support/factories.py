@@ -52,6 +52,7 @@ def make_actor(
     verified: bool = True,
     username: str | None = None,
     name: str | None = None,
+    service_role: ServiceRole | None = None,
 ) -> Actor:
     n = next(_serial)
     username = username or f"user{n}"
@@ -65,7 +66,9 @@ def make_actor(
                 name_en=f"Test party {n}",
                 code=new_code(kind),
                 country="VN" if kind is PartyKind.FOREIGN_COMPANY else "CN",
-                service_role=ServiceRole.BROKER if kind is PartyKind.SERVICE_FIRM else None,
+                service_role=(service_role or ServiceRole.BROKER)
+                if kind is PartyKind.SERVICE_FIRM
+                else None,
             ),
             today=date(2026, 11, 1),
             verified=verified,

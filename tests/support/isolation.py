@@ -1070,6 +1070,361 @@ SETTLEMENT_ENDPOINTS: list[ObjectEndpoint] = [
     ObjectEndpoint("GET", "/api/v1/settlement/journals/{journal_id}", _own_money_journal),
 ]
 
+# ------------------------------------------------------------------ settlement of contracts
+
+
+def _own_settled_contract(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    """A settled contract whose seller is the owner (exchange_settle_support)."""
+    import exchange_settle_support
+
+    app = client.app
+    return exchange_settle_support.settled_contract_for(
+        app.state.db,  # type: ignore[attr-defined]
+        app.state.settings,  # type: ignore[attr-defined]
+        owner,
+    )
+
+
+def _trustees_funded_income(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    """Income of a deed in effect whose trustee is the owner, with the income deposited."""
+    import trusts_support
+
+    from datafactor.db import today_cn
+    from datafactor.policy.trusts import services as trusts
+    from datafactor.policy.trusts.domain import IncomeSource
+    from datafactor.settlement import services as money
+
+    deed_id = trusts_support.trustees_active_deed(client, owner, headers)
+    db = client.app.state.db  # type: ignore[attr-defined]
+    trustee = trusts_support.rs.principal(db, owner)
+    today = today_cn()
+    with db.write() as s:
+        income_id = trusts.record_income(
+            s,
+            trustee,
+            deed_id,
+            trusts.IncomeDraft(10_000, today, IncomeSource.OTHER, description="数据服务收入"),
+            today=today,
+        ).id
+        money.deposit_funds(s, owner.party_id, 10_000, key=f"iso-{income_id}", actor="test")
+    return str(income_id)
+
+
+EXCHANGE_SETTLE_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint(
+        "GET",
+        "/api/v1/exchange/settlements/{contract_id}",
+        _own_settled_contract,
+        extra_intruder_kinds=("service_firm",),
+        notes="owner = the seller; its buyer, broker, the operator and regulators read it too",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/trusts/income/{income_id}/payment",
+        _trustees_funded_income,
+        owner_kind="service_firm",
+        extra_intruder_kinds=("regulator",),
+        notes="owner = the trustee of a deed in effect, the income received in its funds",
+    ),
+]
+
+# ------------------------------------------------------------------------------ contracts
+
+
+def _contract_at(stage: str, *, as_buyer: bool = True) -> Maker:
+    """A contract whose buyer is the owner (or, ``as_buyer=False``, between other parties, for
+    the exchange's own acts), at ``stage`` (contracts_support)."""
+
+    def make(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+        import contracts_support
+
+        app = client.app
+        return contracts_support.contract_for(
+            app.state.db,  # type: ignore[attr-defined]
+            app.state.settings,  # type: ignore[attr-defined]
+            owner,
+            stage=stage,
+            as_buyer=as_buyer,
+        )
+
+    return make
+
+
+_READ_ALL = "owner = the buyer; its seller, broker, the exchange and regulators read it too"
+CONTRACT_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint(
+        "GET",
+        "/api/v1/contracts/{contract_id}",
+        _contract_at("accepted"),
+        extra_intruder_kinds=("service_firm",),
+        notes=_READ_ALL,
+    ),
+    ObjectEndpoint(
+        "GET",
+        "/api/v1/contracts/{contract_id}.pdf",
+        _contract_at("accepted"),
+        extra_intruder_kinds=("service_firm",),
+        notes=_READ_ALL,
+    ),
+    ObjectEndpoint(
+        "GET",
+        "/api/v1/contracts/{contract_id}/pdf",
+        _contract_at("accepted"),
+        extra_intruder_kinds=("service_firm",),
+        notes=_READ_ALL,
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/contracts/{contract_id}/sign",
+        _contract_at("accepted"),
+        body={"confirm": True},
+        extra_intruder_kinds=("service_firm", "regulator", "exchange_operator"),
+        notes="only the contract's parties sign; the exchange and regulators read, never sign",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/contracts/{contract_id}/terminate",
+        _contract_at("accepted"),
+        body={"reason": "隔离测试"},
+        extra_intruder_kinds=("service_firm", "regulator"),
+        notes="a party before signing; the exchange's administrator may force it (so it is "
+        "not an intruder here)",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/contracts/{contract_id}/confirm",
+        _contract_at("delivered"),
+        extra_intruder_kinds=("service_firm", "regulator", "exchange_operator"),
+        notes="only the buyer accepts a delivery",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/contracts/{contract_id}/dispute",
+        _contract_at("active"),
+        body={"grounds": "隔离测试"},
+        extra_intruder_kinds=("service_firm", "regulator", "exchange_operator"),
+        notes="only the buyer or the seller raises a dispute",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/contracts/{contract_id}/resolve",
+        _contract_at("disputed", as_buyer=False),
+        body={"outcome": "buyer", "reason": "隔离测试"},
+        owner_kind="exchange_operator",
+        extra_intruder_kinds=("service_firm", "regulator"),
+        notes="owner = the exchange's administrator (decides every dispute); intruders = "
+        "parties that are not the exchange",
+    ),
+]
+
+# ------------------------------------------------------------------------- exchange listings
+
+
+def _listing(state: str = "draft", *, own: bool = True) -> Maker:
+    """A listing of a certified product: the owner's (its seller), or (``own=False``) another
+    seller's, for the exchange operator's and the assessors' acts (listing_support)."""
+
+    def make(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+        import listing_support
+
+        app = client.app
+        return listing_support.listing_for(
+            app.state.db,  # type: ignore[attr-defined]
+            app.state.settings,  # type: ignore[attr-defined]
+            owner if own else None,
+            state=state,
+        )
+
+    return make
+
+
+_DRAFT = "owner = the seller; a draft is its own (and its broker's and the exchange's)"
+LISTING_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint("GET", "/api/v1/listings/{listing_id}", _listing(), notes=_DRAFT),
+    ObjectEndpoint(
+        "PATCH", "/api/v1/listings/{listing_id}", _listing(), body={"title": "改名"}, notes=_DRAFT
+    ),
+    ObjectEndpoint("GET", "/api/v1/listings/{listing_id}/events", _listing(), notes=_DRAFT),
+    ObjectEndpoint("GET", "/api/v1/listings/{listing_id}/reviews", _listing(), notes=_DRAFT),
+    ObjectEndpoint(
+        "POST", "/api/v1/listings/{listing_id}/checks", _listing(), body={}, notes=_DRAFT
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/listings/{listing_id}/submit",
+        _listing(),
+        body={"confirm": True},
+        extra_intruder_kinds=("exchange_operator", "service_firm"),
+        notes="only the seller's administrator signs the declaration and submits",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/listings/{listing_id}/withdraw",
+        _listing(),
+        body={"action": "withdraw", "reason": "隔离测试"},
+        extra_intruder_kinds=("exchange_operator", "service_firm"),
+        notes="only the seller withdraws or delists its listing",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/listings/{listing_id}/assess",
+        _listing("submitted"),
+        body={"checklist": [], "opinion": "隔离测试", "confirm": True},
+        ok_status=(403,),
+        extra_intruder_kinds=("exchange_operator", "service_firm"),
+        notes="only a compliance assessor (a service firm with that role) assesses; the seller "
+        "itself is refused too (a service firm made here is a broker)",
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/listings/{listing_id}/decision",
+        _listing("submitted", own=False),
+        body={"action": "return", "reason": "隔离测试"},
+        owner_kind="exchange_operator",
+        extra_intruder_kinds=("service_firm", "regulator"),
+        notes="owner = the exchange operator (decides every listing); intruders = parties that "
+        "are not the exchange",
+    ),
+]
+
+
+# ------------------------------------------------------------------------------ mall orders
+
+
+def _order(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+    from orders_support import isolation_order
+
+    return isolation_order(client, owner, headers)
+
+
+_BUYERS = "owner = the buyer (its seller reads it too; a stranger is not told it exists)"
+ORDER_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint(
+        "GET",
+        "/api/v1/orders/{order_id}",
+        _order,
+        extra_intruder_kinds=("service_firm",),
+        notes=_BUYERS,
+    ),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/orders/{order_id}/cancel",
+        _order,
+        body={"reason": "隔离测试"},
+        extra_intruder_kinds=("service_firm",),
+        notes="only the buyer cancels, before the contract is signed",
+    ),
+]
+
+# -------------------------------------------------------- agreement trades and auctions
+
+
+def _trade(name: str) -> Maker:
+    """An agreement trade or auction owned by the owner (auctions_support)."""
+
+    def make(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+        import auctions_support
+
+        return str(getattr(auctions_support, name)(client, owner, headers))
+
+    return make
+
+
+_NEGOTIATION = "/api/v1/negotiations/{negotiation_id}"
+_AUCTION = "/api/v1/auctions/{auction_id}"
+_NEGOTIATORS = "owner = the buyer, answered by the seller (seller and broker see it; others do not)"
+AUCTION_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint(
+        "GET",
+        _NEGOTIATION,
+        _trade("isolation_negotiation"),
+        extra_intruder_kinds=("service_firm",),
+        notes=_NEGOTIATORS,
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_NEGOTIATION}/offers",
+        _trade("isolation_negotiation"),
+        body={"price_fen": 850},
+        extra_intruder_kinds=("service_firm",),
+        notes=_NEGOTIATORS,
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_NEGOTIATION}/accept",
+        _trade("isolation_negotiation"),
+        body={"seq": 2},
+        extra_intruder_kinds=("service_firm",),
+        notes=_NEGOTIATORS + "; the funded buyer accepts the seller's counter-offer",
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_NEGOTIATION}/withdraw",
+        _trade("isolation_negotiation"),
+        body={"reason": "隔离测试"},
+        extra_intruder_kinds=("service_firm",),
+        notes=_NEGOTIATORS,
+    ),
+    ObjectEndpoint(
+        "GET",
+        _AUCTION,
+        _trade("isolation_auction"),
+        extra_intruder_kinds=("service_firm",),
+        notes="an auction of a listing whose audience is the owner alone: others are not told "
+        "it exists (an auction of a public listing is public, like the listing)",
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_AUCTION}/bids",
+        _trade("isolation_auction"),
+        body={"amount_fen": 1_000},
+        ok_status=(400,),
+        extra_intruder_kinds=("service_firm",),
+        notes="the invited owner reaches the Idempotency-Key check (400: the registry sends no "
+        "header); others get 404 before it",
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_AUCTION}/close",
+        _trade("isolation_ended_auction"),
+        notes="owner = the seller, after the deadline; other parties may see a public auction "
+        "but not close it (403)",
+    ),
+    ObjectEndpoint(
+        "POST",
+        f"{_AUCTION}/cancel",
+        _trade("isolation_running_auction"),
+        notes="owner = the seller's administrator, before any bid; others 403/404",
+    ),
+]
+
+# ------------------------------------------------------------------------- exchange delivery
+
+
+def _delivery(kind: str) -> Maker:
+    """A delivery token, a download link or a delivery of a contract the owner bought."""
+
+    def make(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+        import delivery_support
+
+        return str(getattr(delivery_support, kind)(client, owner, headers))
+
+    return make
+
+
+DELIVERY_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint("GET", "/api/v1/deliveries/tokens/{token_id}", _delivery("own_token")),
+    ObjectEndpoint("DELETE", "/api/v1/deliveries/tokens/{token_id}", _delivery("own_token")),
+    ObjectEndpoint("GET", "/api/v1/deliveries/{delivery_id}", _delivery("own_delivery")),
+    ObjectEndpoint(
+        "GET",
+        "/api/v1/deliveries/download/{token}",
+        _delivery("own_download_secret"),
+        notes="a buyer's download link followed by another party's user: 404, and the buyer's "
+        "log shows the attempt; the buyer's own user gets the file",
+    ),
+]
+
 ENDPOINTS: list[ObjectEndpoint] = [
     ObjectEndpoint("GET", "/api/v1/parties/{party_id}", _own_party),
     ObjectEndpoint("GET", "/api/v1/users/{user_id}", _own_user),
@@ -1104,6 +1459,12 @@ ENDPOINTS: list[ObjectEndpoint] = [
     *TRUSTS_ENDPOINTS,
     *OPERATION_ENDPOINTS,
     *SETTLEMENT_ENDPOINTS,
+    *EXCHANGE_SETTLE_ENDPOINTS,
+    *CONTRACT_ENDPOINTS,
+    *LISTING_ENDPOINTS,
+    *ORDER_ENDPOINTS,
+    *AUCTION_ENDPOINTS,
+    *DELIVERY_ENDPOINTS,
 ]
 
 # Routes with a path parameter that are deliberately public (no tenant owns them).

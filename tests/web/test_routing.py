@@ -69,3 +69,18 @@ def test_the_guards_hold_under_a_root_path(settings) -> None:  # type: ignore[no
     assert client.get("/df/verify").status_code == 200
     assert client.get("/df/api/v1/registry/verify/GX-DR-2026-000001").status_code == 404
     assert client.get("/df/api/v1/registry/verify/nonsense").status_code in (400, 422)
+
+
+def test_the_routers_are_included_one_level_deep(app) -> None:  # type: ignore[no-untyped-def]
+    """Each time FastAPI matches an included router it first walks every route of every router
+    below it (its routes-version check): a router that includes others would make each request
+    under it pay for all their routes, as one /api/v1 router holding every domain's API made
+    the public certificate lookup do. Every router is included in the app itself, guarded
+    (but the one serving "/", which no first segment can name)."""
+    included = [r for r in app.router.routes if hasattr(r, "original_router")]
+    assert len(included) > 20
+    for branch in included:
+        inner = branch.original_router
+        paths = {getattr(r, "path", None) for r in inner.routes}
+        assert not any(hasattr(r, "original_router") for r in inner.routes), paths
+        assert "/" in paths or getattr(inner, routing._GUARDED, None), paths

@@ -48,8 +48,11 @@ DEFAULT_PASSWORD = "DataFactor-2026"
 
 #: What each demo login does beyond its roles (``demo users``).
 DUTIES: dict[str, str] = {
-    REGISTRAR: "registrar (登记审核员): reviews registrations, closes notices, decides objections",
+    REGISTRAR: "registrar (登记审核员): reviews registrations, closes notices, decides objections;"
+    " decides exchange listings",
     "exchange.admin": "registration authority administrator: force-transitions, calendar",
+    "lawfirm.staff": "compliance assessor (合规评估): assesses and signs exchange listings",
+    "broker.admin": "data broker (数据经纪): co-signs agreement trades, e.g. the Vietnamese one",
 }
 
 
@@ -64,6 +67,7 @@ class LoadReport:
     applications_submitted: int = 0
     steps_taken: int = 0
     objections_lodged: int = 0
+    exchange_steps: int = 0
     unchanged: list[str] = field(default_factory=list)
 
     @property
@@ -78,6 +82,7 @@ class LoadReport:
             or self.applications_submitted
             or self.steps_taken
             or self.objections_lodged
+            or self.exchange_steps
         )
 
 
@@ -138,6 +143,9 @@ def load_demo(
         from datafactor.demo.operation import load_operation  # public data operation pilots
 
         load_operation(db, settings, demo_principals(db))
+        from datafactor.demo.exchange import load_exchange  # the trades: after every product
+
+        report.exchange_steps += len(load_exchange(db, settings).steps)
     return report
 
 

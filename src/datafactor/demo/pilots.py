@@ -345,6 +345,91 @@ def _port_calls(rng: random.Random) -> Rows:
     return rows
 
 
+# --- the exchange's products (issue 7: the demo province trades) ------------------------------
+
+
+def _credit_scores(rng: random.Random) -> Rows:
+    industries = ("制造业", "批发和零售业", "住宿和餐饮业", "交通运输业", "建筑业")
+    rows: Rows = []
+    for n in range(120):
+        score = rng.randint(420, 880)
+        grade = "AAA" if score >= 800 else "AA" if score >= 700 else "A" if score >= 600 else "B"
+        rows.append(
+            [f"GXDW{n * 7919 % 100000:05d}", rng.choice(industries), "2025-06", score, grade]
+        )
+    return rows
+
+
+def _port_throughput(rng: random.Random) -> Rows:
+    areas = ("钦州港区", "防城港区", "北海港区")
+    cargo = ("集装箱", "煤炭", "金属矿石", "粮食", "液体化工")
+    rows: Rows = []
+    for month in _months(2025, 8):
+        for area in areas:
+            for kind in cargo:
+                rows.append(
+                    [month, area, kind, round(rng.uniform(12, 480), 1), rng.randint(0, 90000)]
+                )
+    return rows
+
+
+def _port_monthly(rng: random.Random) -> Rows:
+    rows: Rows = []
+    for month in _months(2025, 12):
+        for area in ("钦州港区", "防城港区", "北海港区"):
+            total = round(rng.uniform(600, 1900), 1)
+            rows.append([month, area, total, round(rng.uniform(-8, 15), 1), rng.randint(8, 40)])
+    return rows
+
+
+def _cane_monitoring(rng: random.Random) -> Rows:
+    towns = ("扶南镇", "驮卢镇", "新和镇", "濑湍镇", "左州镇")
+    rows: Rows = []
+    for n in range(120):
+        rows.append(
+            [
+                f"GT-JC-{n:05d}",
+                rng.choice(towns),
+                round(rng.uniform(0.35, 0.88), 2),
+                round(rng.uniform(80, 260), 0),
+                rng.choice(("正常", "正常", "轻度干旱", "病虫害预警")),
+            ]
+        )
+    return rows
+
+
+def _cane_forecast(rng: random.Random) -> Rows:
+    rows: Rows = []
+    for season in ("2024/2025", "2025/2026"):
+        for town in ("扶南镇", "驮卢镇", "新和镇", "濑湍镇", "左州镇"):
+            for variety in ("桂糖42号", "桂柳05136", "新台糖22号"):
+                yield_per_mu = round(rng.uniform(5.4, 7.6), 2)
+                total = round(rng.uniform(1.8, 9.5), 1)
+                rows.append(
+                    [season, town, variety, yield_per_mu, total, round(rng.uniform(0.72, 0.93), 2)]
+                )
+    return rows
+
+
+def _asean_outlook(rng: random.Random) -> Rows:
+    goods = ("芒果干及鲜芒果", "榴莲等鲜果", "大米", "天然橡胶", "通信设备")
+    rows: Rows = []
+    for month in _months(2025, 6):
+        for name in goods:
+            for country in ("VN", "TH", "MY"):
+                rows.append(
+                    [
+                        month,
+                        name,
+                        country,
+                        round(rng.uniform(50, 3000), 1),
+                        round(rng.uniform(-20, 35), 1),
+                        rng.choice(("上升", "平稳", "下降")),
+                    ]
+                )
+    return rows
+
+
 # ----------------------------------------------------------------------------------- the data
 
 
@@ -646,8 +731,125 @@ DATASETS: tuple[DemoDataset, ...] = (
         generate=_port_calls,
         seed=4514,
     ),
+    # --- the exchange's products (issue 7): what the demo province trades ------------------------
+    DemoDataset(
+        key="grid-credit-scores",
+        party="power-grid",
+        user="grid.data",
+        name="电力信用评分",
+        name_en="Electricity-based credit scores",
+        description="由工商业用户用电与缴费行为加工的企业电力信用评分，仅在沙箱内可用（演示数据产品）。",
+        domain="energy",
+        update_frequency="monthly",
+        filename="grid_credit_scores.csv",
+        header=("脱敏户号", "行业", "评分月份", "电力信用分", "信用等级"),
+        generate=_credit_scores,
+        seed=4515,
+    ),
+    DemoDataset(
+        key="port-throughput",
+        party="merchant-ocean",
+        user="ocean.admin",
+        name="北部湾港分港区货物吞吐量统计",
+        name_en="Beibu Gulf port throughput by area and cargo",
+        description="北部湾港各港区分货类的月度吞吐量与集装箱量（演示数据）。",
+        domain="transport",
+        update_frequency="monthly",
+        filename="beibu_port_throughput.csv",
+        header=("月份", "港区", "货类", "吞吐量万吨", "集装箱标箱"),
+        generate=_port_throughput,
+        seed=4516,
+    ),
+    DemoDataset(
+        key="port-throughput-monthly",
+        party="merchant-ocean",
+        user="ocean.admin",
+        name="北部湾港吞吐量月报",
+        name_en="Beibu Gulf port throughput monthly",
+        description="按港区汇总的月度货物吞吐量、同比增速与在港船舶数（演示数据产品）。",
+        domain="transport",
+        update_frequency="monthly",
+        filename="beibu_port_monthly.csv",
+        header=("月份", "港区", "吞吐量万吨", "同比增速百分比", "在港船舶数"),
+        generate=_port_monthly,
+        seed=4517,
+    ),
+    DemoDataset(
+        key="cane-monitoring",
+        party="sugar",
+        user="sugar.staff",
+        name="蔗区地块长势监测数据",
+        name_en="Sugarcane plot growth monitoring",
+        description="合作蔗区地块的植被指数、降水与长势预警（演示数据）。",
+        domain="agriculture",
+        update_frequency="monthly",
+        filename="cane_monitoring.csv",
+        header=("地块编号", "乡镇", "植被指数", "累计降水毫米", "长势预警"),
+        generate=_cane_monitoring,
+        seed=4518,
+    ),
+    DemoDataset(
+        key="cane-yield-forecast",
+        party="sugar",
+        user="sugar.staff",
+        name="糖料蔗产量预测",
+        name_en="Sugarcane yield forecast",
+        description="分乡镇、分品种的本榨季糖料蔗单产与总产预测（演示数据产品）。",
+        domain="agriculture",
+        update_frequency="yearly",
+        filename="cane_yield_forecast.csv",
+        header=("榨季", "乡镇", "品种", "预测单产吨每亩", "预测总产万吨", "置信度"),
+        generate=_cane_forecast,
+        seed=4519,
+    ),
+    DemoDataset(
+        key="asean-trade-outlook",
+        party="merchant-asean",
+        user="asean.staff",
+        name="东盟重点商品贸易月度分析",
+        name_en="ASEAN key goods trade monthly outlook",
+        description="中国与越南、泰国、马来西亚重点商品贸易额、增速与走势研判（演示数据产品）。",
+        domain="commerce",
+        update_frequency="monthly",
+        filename="asean_trade_outlook.csv",
+        header=("月份", "商品名称", "贸易国别", "金额万美元", "同比增速百分比", "走势研判"),
+        generate=_asean_outlook,
+        seed=4520,
+    ),
 )
 DATASETS_BY_KEY = MappingProxyType({d.key: d for d in DATASETS})
+
+
+def _product(
+    key: str,
+    *,
+    source: str,
+    coverage: str,
+    region: str,
+    delivery_mode: str,
+    sample: str,
+    lineage: tuple[str, ...],
+    scenario: ScenarioName = "enterprise",
+) -> DemoAsset:
+    """A data product made from its holder's own registered data (the dataset's names)."""
+    data = DATASETS_BY_KEY[key]
+    return DemoAsset(
+        key=key,
+        dataset=key,
+        scenario=scenario,
+        kind="product",
+        data_class="enterprise",
+        name=data.name,
+        name_en=data.name_en,
+        description=data.description,
+        source_statement=source,
+        collection_method="数据加工",
+        coverage=coverage,
+        region=region,
+        delivery_mode=delivery_mode,
+        sample=sample,
+        lineage=lineage,
+    )
 
 
 def _public(key: str, dataset: str, name: str, name_en: str, region: str, source: str) -> DemoAsset:
@@ -842,6 +1044,74 @@ ASSETS: tuple[DemoAsset, ...] = (
         region="450500",
         delivery_mode="api",
     ),
+    # --- what the demo province trades on the exchange (issue 7) --------------------------------
+    _product(
+        "grid-credit-scores",
+        source="由本公司登记的工商业用户用电行为数据在沙箱内加工形成",
+        coverage="2025-06",
+        region="450000",
+        delivery_mode="sandbox",
+        sample="GXDW07919,制造业,2025-06,812,AAA",
+        lineage=("grid-customers",),
+    ),
+    DemoAsset(
+        key="port-throughput",
+        dataset="port-throughput",
+        scenario="other",
+        kind="resource",
+        data_class="enterprise",
+        name="北部湾港分港区货物吞吐量统计",
+        name_en="Beibu Gulf port throughput by area and cargo",
+        description=DATASETS_BY_KEY["port-throughput"].description,
+        source_statement="本公司港航信息服务平台依据港口企业报送汇总，报送企业书面同意",
+        collection_method="平台汇聚",
+        coverage="2025-01 至 2025-08",
+        region="450700",
+        delivery_mode="api",
+    ),
+    _product(
+        "port-throughput-monthly",
+        source="由本公司登记的北部湾港分港区货物吞吐量统计加工形成",
+        coverage="2025-01 至 2025-12",
+        region="450700",
+        delivery_mode="download",
+        sample="2025-03,钦州港区,1350.2,8.4,21",
+        lineage=("port-throughput",),
+    ),
+    DemoAsset(
+        key="cane-monitoring",
+        dataset="cane-monitoring",
+        scenario="other",
+        kind="resource",
+        data_class="enterprise",
+        name="蔗区地块长势监测数据",
+        name_en="Sugarcane plot growth monitoring",
+        description=DATASETS_BY_KEY["cane-monitoring"].description,
+        source_statement="本公司蔗区管理系统与合作农户授权采集",
+        collection_method="遥感与田间巡查",
+        coverage="2025/2026 榨季",
+        region="451400",
+        delivery_mode="download",
+    ),
+    _product(
+        "cane-yield-forecast",
+        source="由本公司登记的蔗区地块长势监测数据建模加工形成",
+        coverage="2024/2025 至 2025/2026 榨季",
+        region="451400",
+        delivery_mode="download",
+        sample="2025/2026,扶南镇,桂糖42号,6.85,4.2,0.88",
+        lineage=("cane-monitoring",),
+    ),
+    _product(
+        "asean-trade-outlook",
+        source="由本公司登记的中国—东盟重点商品贸易数据分析加工形成",
+        coverage="2025-01 至 2025-06",
+        region="450000",
+        delivery_mode="download",
+        sample="2025-03,大米,VN,1260.5,12.3,上升",
+        lineage=("asean-trade",),
+        scenario="cross_border",
+    ),
 )
 ASSETS_BY_KEY = MappingProxyType({a.key: a for a in ASSETS})
 
@@ -998,6 +1268,69 @@ REGISTRATIONS: tuple[DemoRegistration, ...] = (
             statement="该数据包含我司船舶调度系统推送的作业记录，未经我司授权不得登记。",
             evidence=("数据共享协议（2024）第五条", "调度系统推送日志截图"),
         ),
+    ),
+    # What the demo province trades on the exchange (issue 7): the grid's credit scores (sold to
+    # the bank for use in the sandbox), the port's throughput (bought by the logistics firm), the
+    # sugar firm's yield forecast (auctioned) and the ASEAN merchant's outlook (traded across the
+    # border by agreement), each a product on its maker's own registered resource.
+    _initial(
+        "grid-credit-scores",
+        "grid.admin",
+        {
+            "purposes": ["credit_finance", "research"],
+            "fields": None,
+            "regions": ["450000"],
+            "delivery_modes": ["sandbox"],
+        },
+        submitted_on=date(2026, 3, 23),
+        term_end=date(2029, 3, 31),
+    ),
+    _initial(
+        "port-throughput",
+        "ocean.admin",
+        {
+            **_ENTERPRISE_SCOPE,
+            "purposes": [
+                "industry",
+                "research",
+                "product_development",
+                "credit_finance",
+                "internal_operations",
+                "trade_logistics",
+            ],
+        },
+    ),
+    _initial("cane-monitoring", "sugar.admin", _ENTERPRISE_SCOPE),
+    _initial(
+        "port-throughput-monthly",
+        "ocean.admin",
+        {
+            "purposes": ["industry", "research", "trade_logistics"],
+            "fields": None,
+            "regions": ["450000"],
+            "delivery_modes": ["api", "download"],
+        },
+        submitted_on=date(2026, 4, 20),
+        term_end=date(2029, 4, 30),
+    ),
+    _initial(
+        "cane-yield-forecast",
+        "sugar.admin",
+        {
+            "purposes": ["industry", "research", "product_development"],
+            "fields": None,
+            "regions": ["450000"],
+            "delivery_modes": ["api", "download"],
+        },
+        submitted_on=date(2026, 4, 20),
+        term_end=date(2029, 4, 30),
+    ),
+    _initial(
+        "asean-trade-outlook",
+        "asean.admin",
+        {**_TRADE_SCOPE, "purposes": ["industry", "research", "trade_logistics"]},
+        submitted_on=date(2026, 4, 20),
+        term_end=date(2029, 4, 30),
     ),
 )
 REGISTRATIONS_BY_KEY = MappingProxyType({r.key: r for r in REGISTRATIONS})

@@ -683,6 +683,16 @@ def principal_for(
     )
 
 
+def principal_for_username(session: Session, username: str, *, via: str = "cli") -> Principal:
+    """The principal an active user acts as (operator tools acting ``--as`` a user: the same
+    permissions a login gives, following the party's current status)."""
+    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    party = session.get(Party, user.party_id) if user is not None else None
+    if user is None or party is None or not user.is_active:
+        raise NotFound(N_("No such active user: {username}."), username=username)
+    return principal_for(user, party, via=via)
+
+
 @dataclass
 class LoginOutcome:
     """What a login attempt produced. Commit it, wait ``delay``, then raise ``error`` if set."""

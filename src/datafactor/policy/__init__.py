@@ -32,6 +32,7 @@ from datafactor.policy.odrl import (
     Prohibition,
     parse_policy,
 )
+from datafactor.policy.render import describe
 from datafactor.policy.request import REQUEST_KEYS, Request, parse_request
 from datafactor.policy.rulebook import PolicyRules, RuleRef, load_policy_rules
 from datafactor.policy.vocabulary import (
@@ -92,6 +93,7 @@ __all__ = [
     "UnknownTerm",
     "compile_policy",
     "decide",
+    "describe",
     "load_policy_rules",
     "parse_policy",
     "parse_request",

@@ -43,8 +43,10 @@ Page = dataplane.Page
 router = APIRouter(prefix="/registry", tags=["registry"], lifespan=maintenance.sweep_lifespan)
 
 
-def registry_today() -> date:
-    """The registry's clock (Asia/Shanghai date); tests override it to pass notice periods."""
+async def registry_today() -> date:
+    """The registry's clock (Asia/Shanghai date); tests override it to pass notice periods.
+    ``async``: a plain ``def`` dependency costs every request a hop to the thread pool, the
+    public verification's included."""
     return today_cn()
 
 

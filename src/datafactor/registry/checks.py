@@ -278,7 +278,7 @@ class CheckReason:
             MappingProxyType(params),
             ref.title,
             ref.source,
-            ref.article,
+            ref.section,  # the article of the source (registry.yaml's ``article``)
             ref.verified,
             ref.version,
         )

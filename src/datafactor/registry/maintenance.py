@@ -22,8 +22,8 @@ registry without anyone acting:
 Running it twice on one day changes nothing the second time. Two sweeps never interleave: on
 PostgreSQL the transaction takes an advisory lock first, on SQLite a write transaction already
 holds the database's write lock (``BEGIN IMMEDIATE``). ``datafactor serve`` runs it once a day in
-each process (``DailySweeper``, the date in Asia/Shanghai; the other processes then find nothing
-to do); ``datafactor registry sweep`` runs it for operators and cron.
+each process (``daily_sweep`` on ``datafactor.jobs.periodic``, the date in Asia/Shanghai; the
+other processes then find nothing to do); ``datafactor registry sweep`` runs it for operators and cron.
 
 **The calendar** (``calendar_year``, ``set_calendar_day``, ``remove_calendar_day``): the packaged
 State Council arrangement plus the administrator's overrides (``registry_calendar_day``). A
@@ -37,15 +37,11 @@ transition restarts a notice with the new calendar).
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Final
 
-from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -53,6 +49,7 @@ from sqlalchemy.orm import Session
 from datafactor import audit, identity, inbox
 from datafactor.db import Database, today_cn, utcnow
 from datafactor.errors import N_, Forbidden, InvalidInput, NotFound
+from datafactor.jobs.periodic import Daily, periodic_lifespan
 from datafactor.permissions import Permission, Principal
 from datafactor.registry import notifications, services
 from datafactor.registry.calendar import load_holiday_years
@@ -75,7 +72,6 @@ from datafactor.registry.models import (
     RegistryCertificate,
     RegistryRight,
 )
-from datafactor.settings import Environment, Settings
 
 log = logging.getLogger("datafactor.registry.maintenance")
 
@@ -385,67 +381,26 @@ def run_sweep(db: Database, *, today: date | None = None) -> SweepReport:
 
 # ------------------------------------------------------------------------------ daily runner
 
-
-def sweeper_enabled(settings: Settings) -> bool:
-    """Whether this process sweeps daily: always, except in the test environment (where tests
-    run the sweep themselves on a fixed clock)."""
-    return settings.environment is not Environment.TEST
+POLL_SECONDS: Final = 300.0  # how often a server process checks whether a new day has begun
 
 
-class DailySweeper:
-    """A thread that runs the sweep once per Asia/Shanghai date: at start-up, then after each
-    midnight (checked every ``poll_seconds``). A failed sweep is logged and tried again at the
-    next poll; the day counts as swept only once a sweep has committed."""
+def daily_sweep(db: Database, *, today: Callable[[], date] = today_cn) -> Daily[SweepReport]:
+    """The sweep, run if due: once per Asia/Shanghai date (``today``), each in its own
+    transaction; the day counts as swept only once a sweep has committed."""
 
-    def __init__(self, db: Database, *, poll_seconds: float = 300.0) -> None:
-        self.db = db
-        self.poll_seconds = poll_seconds
-        self.last_swept: date | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> DailySweeper:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="registry-sweeper", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def run_once(self) -> SweepReport | None:
-        today = today_cn()
-        if self.last_swept == today:
-            return None
-        report = run_sweep(self.db, today=today)
-        self.last_swept = today
+    def sweep_day(day: date) -> SweepReport:
+        report = run_sweep(db, today=day)
         if report.changed:
-            log.info("registry sweep %s: %s", today, report.as_dict())
+            log.info("registry sweep %s: %s", day, report.as_dict())
         return report
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # a database outage: log, try again at the next poll
-                log.exception("registry sweep failed; retrying in %s s", self.poll_seconds)
-            self._stop.wait(self.poll_seconds)
+    return Daily(sweep_day, today=today)
 
 
-@asynccontextmanager
-async def sweep_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Run the process's daily sweeper while the application is up."""
-    sweeper = None
-    if sweeper_enabled(app.state.settings):
-        sweeper = DailySweeper(app.state.db).start()
-    app.state.registry_sweeper = sweeper
-    try:
-        yield
-    finally:
-        if sweeper is not None:
-            await run_in_threadpool(sweeper.stop)
+# Each server process sweeps daily: at start-up, then after each midnight (not in tests).
+sweep_lifespan = periodic_lifespan(
+    "registry-sweeper", lambda app: daily_sweep(app.state.db), poll_seconds=POLL_SECONDS
+)
 
 
 # ---------------------------------------------------------------------------------- calendar
@@ -637,9 +592,9 @@ __all__: Sequence[str] = (
     "CalendarChange",
     "CalendarDay",
     "CalendarYear",
-    "DailySweeper",
     "SweepReport",
     "calendar_year",
+    "daily_sweep",
     "registrar_parties",
     "remove_calendar_day",
     "run_sweep",

@@ -86,6 +86,8 @@ WATERMARK: Final = Color(0.69, 0.0, 0.13, alpha=0.12)
 # One render at a time per process: reportlab keeps a TrueType font's subset state on the shared
 # font object, keyed by document, and its global font registry is not guarded either.
 _LOCK = threading.Lock()
+# Other documents drawn with these fonts (the exchange's contracts) take the same lock.
+RENDER_LOCK: Final = _LOCK
 
 
 # ------------------------------------------------------------------------------------- fonts
@@ -323,6 +325,9 @@ def _define_qr(canvas: Any, matrix: list[list[bool]]) -> None:
                 c += 1
             canvas.rect(start, n - 1 - r, c - start, 1, stroke=0, fill=1)
     canvas.endForm()
+
+
+define_qr = _define_qr  # shared with the exchange's contract PDF
 
 
 def _pdf_date(moment: datetime) -> str:

@@ -1,7 +1,8 @@
 """The registry's rule data: ``rules/registry.yaml`` loaded, checked and typed.
 
 Every rule the registry applies has an entry there with a stable id, a bilingual title, its
-source, article and whether it was verified against that source; every period (public notice,
+source, article (``RuleRef.section``) and whether it was verified against that source — the part
+every rule file shares, read and checked by ``datafactor.rulefiles``; every period (public notice,
 each workflow state's time allowed, the end-to-end target, certificate validity, the expiry
 reminder) and every setting (sub-licensing, the scope vocabularies, objection grounds, required
 metadata) is a value there, never a literal in code. ``load_registry_rules()`` returns the
@@ -30,6 +31,9 @@ from datafactor.registry.vocabulary import (
     RegistrationState,
     RegistrationType,
 )
+from datafactor.rulefiles import RuleRef as RuleRef  # re-exported: the registry's rule reference
+from datafactor.rulefiles import load_refs
+from datafactor.rulefiles import text as _text
 
 _RULES_DIR: Final = Path(__file__).resolve().parent / "rules"
 _E = TypeVar("_E", bound=StrEnum)
@@ -71,28 +75,6 @@ RULE_KEYS: Final = (
     "target",
     "working_days",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RuleRef:
-    """A rule: its id, bilingual title, source, article, whether verified, and the file version."""
-
-    id: str
-    title: Mapping[str, str]
-    source: str
-    article: str
-    verified: bool
-    version: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": dict(self.title),
-            "source": self.source,
-            "article": self.article,
-            "verified": self.verified,
-            "version": self.version,
-        }
 
 
 class ApplicantRule(StrEnum):
@@ -179,30 +161,6 @@ class RegistryRules:
         return self.types[registration_type]
 
 
-def _text(entry: Any, where: str) -> Mapping[str, str]:
-    if not isinstance(entry, Mapping) or not entry.get("zh") or not entry.get("en"):
-        raise ValueError(f"{where}: needs zh and en")
-    return MappingProxyType({"zh": str(entry["zh"]), "en": str(entry["en"])})
-
-
-def _ref(entry: Any, version: str, where: str) -> RuleRef:
-    if not isinstance(entry, Mapping):
-        raise ValueError(f"{where}: must be a mapping")
-    for key in ("id", "title", "source", "article", "verified"):
-        if key not in entry:
-            raise ValueError(f"{where}: missing {key}")
-    if not isinstance(entry["verified"], bool):
-        raise ValueError(f"{where}: verified must be true or false")
-    return RuleRef(
-        str(entry["id"]),
-        _text(entry["title"], f"{where} title"),
-        str(entry["source"]),
-        str(entry["article"]),
-        entry["verified"],
-        version,
-    )
-
-
 def _count(value: Any, where: str, *, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{where}: must be a whole number ≥ {minimum}, not {value!r}")
@@ -235,16 +193,8 @@ def _enum_keys(enum: type[_E], keys: Iterable[Any], where: str) -> list[_E]:
 def _load(path: Path) -> RegistryRules:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     where = path.name
-    version = str(data["version"])
-    raw_rules = data.get("rules") or {}
-    missing = [k for k in RULE_KEYS if k not in raw_rules]
-    if missing:
-        raise ValueError(f"{where}: rules missing {missing}")
-    refs = {str(k): _ref(v, version, f"{where} rules {k}") for k, v in raw_rules.items()}
-    ids = [r.id for r in refs.values()]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise ValueError(f"{where}: duplicate rule ids {duplicates}")
+    # The common part of a rule file; this one names the place in a source its "article".
+    version, refs = load_refs(data, where, RULE_KEYS, section_key="article")
 
     scope = data["scope"]
     certificates = data["certificates"]
@@ -320,7 +270,7 @@ def _load(path: Path) -> RegistryRules:
 
     return RegistryRules(
         version=version,
-        refs=MappingProxyType(refs),
+        refs=refs,
         purposes=_vocabulary(scope["purposes"], f"{where} scope purposes"),
         delivery_modes=_vocabulary(scope["delivery_modes"], f"{where} scope delivery_modes"),
         sublicensing_allowed=_flag(

@@ -1888,7 +1888,9 @@ _CACHES: Final[weakref.WeakKeyDictionary[Database, dict[str, VerificationCache]]
 def verification_cache(db: Database, use: str = "api") -> VerificationCache:
     """The verification cache of ``db`` for ``use`` ("api", "page"): one per database, use and
     process."""
-    caches = _CACHES.setdefault(db, {})
+    caches = _CACHES.get(db)  # not setdefault: that builds a weak reference at every call
+    if caches is None:
+        caches = _CACHES[db] = {}
     cache = caches.get(use)
     if cache is None:
         cache = caches[use] = VerificationCache(4_096 if use == "page" else 16_384)
@@ -2008,6 +2010,14 @@ class AssetFacts:
     name_en: str
     fields: tuple[str, ...]
     grade: str | None = None  # the latest discovery grade (core data is never circulated)
+    # What the exchange's listing review reads: the statement of data source (DSL art. 33), the
+    # registered version (its discovery scan), the assets it was derived from, where and what.
+    source_statement: str = ""
+    version_id: str | None = None
+    lineage: tuple[str, ...] = ()
+    region: str = ""
+    domain: str = ""
+    description: str = ""
 
 
 def asset_facts(session: Session, asset_id: str) -> AssetFacts | None:
@@ -2024,6 +2034,12 @@ def asset_facts(session: Session, asset_id: str) -> AssetFacts | None:
         asset.name_en,
         fields,
         grade=asset.grade,
+        source_statement=asset.source_statement,
+        version_id=asset.version_id,
+        lineage=tuple(lineage_of(session, asset.id)),
+        region=asset.region,
+        domain=asset.domain,
+        description=asset.description,
     )
 
 
@@ -2040,6 +2056,78 @@ def rights_on_asset(session: Session, asset_id: str) -> list[Right]:
 def right_of(session: Session, right_id: str) -> Right | None:
     row = session.get(RegistryRight, right_id)
     return None if row is None else row.to_domain()
+
+
+def current_certificate(session: Session, right_id: str) -> tuple[str, date] | None:
+    """The number and last valid day of the right's current certificate (the newest one a
+    change, correction or renewal has not superseded), or None when the right has none. With the
+    right's status this gives the certificate's status without verifying it in full (the
+    exchange checks it on every trade)."""
+    row = session.execute(
+        select(RegistryCertificate.number, RegistryCertificate.valid_until)
+        .where(RegistryCertificate.right_id == right_id, RegistryCertificate.status != "superseded")
+        .order_by(RegistryCertificate.year.desc(), RegistryCertificate.serial.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+@dataclass(frozen=True)
+class LineageRight:
+    """One right on an asset of a product's rights lineage: what another domain (the exchange's
+    revenue sharing) may know — which asset and how deep in the lineage (the product is 0, its
+    sources 1, their sources 2, …), the asset's kind and class of data, the right's kind, holder
+    and whether it is in force on the day asked."""
+
+    asset_id: str
+    depth: int
+    asset_kind: str
+    data_class: str
+    right_id: str
+    right_kind: str
+    holder_id: str
+    in_force: bool
+
+
+def rights_lineage(session: Session, asset_id: str, on: date) -> list[LineageRight]:
+    """Every right on ``asset_id`` and on the assets its lineage reaches (its sources,
+    transitively, down to the data resources), each with its holder: the product's chain of
+    rights that revenue shares are drawn from. Ordered by depth, asset and right id."""
+    depth = {asset_id: 0}
+    frontier = {asset_id}
+    while frontier:
+        links = session.execute(
+            select(RegistryLineage.product_id, RegistryLineage.source_id).where(
+                RegistryLineage.product_id.in_(sorted(frontier))
+            )
+        ).all()
+        frontier = set()
+        for product_id, source_id in links:
+            if source_id not in depth:
+                depth[source_id] = depth[product_id] + 1
+                frontier.add(source_id)
+    assets = {
+        a.id: a for a in session.scalars(select(RegistryAsset).where(RegistryAsset.id.in_(depth)))
+    }
+    out = []
+    for row in session.scalars(select(RegistryRight).where(RegistryRight.asset_id.in_(depth))):
+        asset = assets.get(row.asset_id)
+        if asset is None:
+            continue
+        right = row.to_domain()
+        out.append(
+            LineageRight(
+                row.asset_id,
+                depth[row.asset_id],
+                asset.kind,
+                asset.data_class,
+                row.id,
+                right.kind.value,
+                right.holder_id,
+                right.in_force(on),
+            )
+        )
+    return sorted(out, key=lambda x: (x.depth, x.asset_id, x.right_id))
 
 
 def check_licence(

@@ -9,7 +9,7 @@ transaction; other domains never touch this package's models or tables.
 """
 
 from datafactor import audit as _audit
-from datafactor.settlement.books import reconcile, run_reconciliation
+from datafactor.settlement.books import reconcile, run_reconciliation, snapshot
 from datafactor.settlement.domain import (
     AccountKind,
     JournalKind,
@@ -44,6 +44,8 @@ from datafactor.settlement.services import (
     deposit_funds,
     freeze,
     hold_of,
+    holds_of,
+    list_accounts,
     party_accounts,
     refund,
     release,
@@ -80,6 +82,8 @@ __all__ = [
     "format_yuan",
     "freeze",
     "hold_of",
+    "holds_of",
+    "list_accounts",
     "parse_yuan",
     "party_accounts",
     "reconcile",
@@ -88,6 +92,7 @@ __all__ = [
     "run_reconciliation",
     "set_default_gateway",
     "settle_batch",
+    "snapshot",
     "withdraw",
     "withdraw_funds",
     "yuan_text",

@@ -5,7 +5,8 @@ source and section, and whether it was verified against that source; the limits 
 amount one operation moves, the largest balance, payees per capture, instructions per batch, the
 anchoring grace) are values there, never literals in code. ``load_settlement_rules()`` returns the
 packaged file (cached) or an operator's own, checked the same way: a missing rule, a duplicate id
-or a limit that is not a positive whole number is refused at load time. Pure: no web, no ORM.
+(both checked by the shared ``datafactor.rulefiles``) or a limit that is not a positive whole
+number is refused at load time. Pure: no web, no ORM.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
 import yaml  # type: ignore[import-untyped]
+
+from datafactor.rulefiles import RuleRef as RuleRef  # re-exported: the settlement's rule reference
+from datafactor.rulefiles import load_refs
 
 _RULES_FILE: Final = Path(__file__).resolve().parent / "rules" / "settlement.yaml"
 
@@ -49,28 +52,6 @@ LIMIT_KEYS: Final = (
 _JSON_EXACT: Final = 2**53 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class RuleRef:
-    """A rule: its id, bilingual title, source, section, whether verified, and the file version."""
-
-    id: str
-    title: Mapping[str, str]
-    source: str
-    section: str
-    verified: bool
-    version: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": dict(self.title),
-            "source": self.source,
-            "section": self.section,
-            "verified": self.verified,
-            "version": self.version,
-        }
-
-
 @dataclass(frozen=True)
 class SettlementRules:
     """``rules/settlement.yaml``, loaded and checked."""
@@ -93,46 +74,10 @@ class SettlementRules:
         raise KeyError(rule_id)
 
 
-def _text(entry: Any, where: str) -> Mapping[str, str]:
-    if not isinstance(entry, Mapping) or not entry.get("zh") or not entry.get("en"):
-        raise ValueError(f"{where}: needs zh and en")
-    return MappingProxyType({"zh": str(entry["zh"]), "en": str(entry["en"])})
-
-
 def _load(path: Path) -> SettlementRules:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     where = path.name
-    if not isinstance(data, Mapping) or "version" not in data:
-        raise ValueError(f"{where}: needs a version")
-    version = str(data["version"])
-    raw_rules = data.get("rules") or {}
-    if not isinstance(raw_rules, Mapping):
-        raise ValueError(f"{where}: rules must be a mapping")
-    missing = [k for k in RULE_KEYS if k not in raw_rules]
-    if missing:
-        raise ValueError(f"{where}: rules missing {missing}")
-    refs: dict[str, RuleRef] = {}
-    for key, entry in raw_rules.items():
-        at = f"{where} rules {key}"
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"{at}: must be a mapping")
-        for name in ("id", "title", "source", "section", "verified"):
-            if name not in entry:
-                raise ValueError(f"{at}: missing {name}")
-        if not isinstance(entry["verified"], bool):
-            raise ValueError(f"{at}: verified must be true or false")
-        refs[str(key)] = RuleRef(
-            str(entry["id"]),
-            _text(entry["title"], f"{at} title"),
-            str(entry["source"]),
-            str(entry["section"]),
-            entry["verified"],
-            version,
-        )
-    ids = [r.id for r in refs.values()]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise ValueError(f"{where}: duplicate rule ids {duplicates}")
+    version, refs = load_refs(data, where, RULE_KEYS)
     raw_limits = data.get("limits") or {}
     limits: dict[str, int] = {}
     for key in LIMIT_KEYS:
@@ -144,7 +89,7 @@ def _load(path: Path) -> SettlementRules:
         raise ValueError(f"{where} limits max_balance_fen: at most {_JSON_EXACT} (exact in JSON)")
     if limits["max_amount_fen"] > limits["max_balance_fen"]:
         raise ValueError(f"{where} limits max_amount_fen: must not exceed max_balance_fen")
-    return SettlementRules(version=version, refs=MappingProxyType(refs), **limits)
+    return SettlementRules(version=version, refs=refs, **limits)
 
 
 @functools.cache

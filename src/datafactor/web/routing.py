@@ -5,6 +5,13 @@ walked every route before it (≈180 µs for ``/api/v1/registry/verify/…`` wit
 fifth of the request's CPU). ``guard`` gives a router a cheap first test: the literal path
 prefixes its routes can start with. A path under none of them answers "no match" at once; any
 other goes through FastAPI's matching unchanged, so what matches is exactly what matched before.
+
+A guard skips a router's routes, not FastAPI's bookkeeping around an included router: each time
+one is matched, FastAPI first checks the routes-version of the router it includes by walking
+every route of every router below it. So routers are included one level deep (``create_app``
+includes each domain's API in the app under ``/api/v1``): a request walks the routes of the
+router it matches, not those of every domain under a shared ``/api/v1`` router (which cost the
+public certificate lookup two walks over every API route per request).
 """
 
 from __future__ import annotations

@@ -531,13 +531,14 @@ def test_the_deed_ends_by_agreement_or_by_a_regulators_order(db: Database, trust
 def test_the_servers_sweeper_runs_the_clock_and_is_off_in_tests(
     db: Database, settings: Settings, trust: Trust
 ) -> None:
+    from datafactor.jobs import periodic
     from datafactor.policy.trusts import jobs
 
-    assert not jobs.sweeper_enabled(settings)
+    assert not periodic.enabled(settings)
     deed_id = established(db, trust, on=DRAFTED)
-    report = jobs.TrustSweeper(db).run_once()  # today's date: the term has started
+    report = jobs.sweep_trusts(db)  # today's date: the term has started
     assert report.activated and state_of(db, deed_id) == "active"
-    assert not jobs.TrustSweeper(db).run_once().changed
+    assert not jobs.sweep_trusts(db).changed
 
 
 def test_core_data_cannot_be_put_in_trust(db: Database, trust: Trust) -> None:

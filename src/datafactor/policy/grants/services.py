@@ -260,18 +260,6 @@ def _system_reader() -> Principal:
     )
 
 
-def party_names(session: Session, party_ids: Iterable[str]) -> dict[str, str]:
-    """The names of a grant's parties (the counterparties of a grant may know each other)."""
-    reader = _system_reader()
-    names: dict[str, str] = {}
-    for party_id in set(party_ids):
-        try:
-            names[party_id] = identity.get_party(session, reader, party_id).name
-        except Exception:  # an unknown id shows as itself, shortened
-            names[party_id] = party_id[:8]
-    return names
-
-
 def _verified(session: Session, party_id: str) -> bool:
     try:
         party = identity.get_party(session, _system_reader(), party_id)

@@ -70,9 +70,9 @@ def grants_today() -> date:
 # ----------------------------------------------------------------------------------- helpers
 
 
-def _names(session: Any, grants: list[PolicyGrant]) -> dict[str, str]:
+def _names(session: Any, principal: Principal, grants: list[PolicyGrant]) -> dict[str, str]:
     ids = {p for g in grants for p in (g.holder_id, g.agent_id, g.grantee_id)}
-    return services.party_names(session, ids)
+    return identity.counterparty_names(session, principal, ids)
 
 
 def _assets(session: Any, grants: list[PolicyGrant]) -> dict[str, str]:
@@ -165,7 +165,7 @@ def grant_list(
     with db.read() as s:
         rows = services.list_grants(s, principal, limit=PAGE, offset=(page - 1) * PAGE, **filters)
         total = services.count_grants(s, principal, **filters)
-        names, assets = _names(s, rows), _assets(s, rows)
+        names, assets = _names(s, principal, rows), _assets(s, rows)
     return render(
         request,
         "grants/list.html",
@@ -196,7 +196,7 @@ def _detail(
     locale = context.locale.get()
     with db.read() as s:
         grant = services.get_grant(s, principal, grant_id)
-        names = _names(s, [grant])
+        names = _names(s, principal, [grant])
         asset = registry.asset_facts(s, grant.asset_id)
         events = services.grant_events(s, grant.id)
         history = [(e, reason_text(e.reason, e.reason_params)) for e in events]

@@ -47,7 +47,7 @@ from datafactor.policy.trusts.schemas import (
 from datafactor.web.deps import ApiPrincipal, DbDep, PagingDep, SettingsDep
 
 Page = dataplane.Page
-# The lifespan runs the trusts' clock (``jobs.TrustSweeper``) in each server process.
+# The lifespan runs the trusts' clock (``jobs.sweep_trusts``) in each server process.
 router = APIRouter(prefix="/trusts", tags=["trusts"], lifespan=sweep_lifespan)
 
 
@@ -367,6 +367,23 @@ def record_income(
     with db.write() as s:
         row = services.record_income(s, principal, deed_id, draft, today=today)
         income_id = row.id
+    with db.read() as s:
+        view = next(
+            v for v in services.list_income(s, principal, deed_id) if v.income.id == income_id
+        )
+        names = services.party_names(s, {line.party_id for line in view.lines})
+        return IncomePublic.of(view, names)
+
+
+@router.post(
+    "/income/{income_id}/payment",
+    response_model=IncomePublic,
+    summary="The trustee pays an income's distribution through settlement (once)",
+)
+def pay_income(income_id: str, principal: ApiPrincipal, db: DbDep) -> IncomePublic:
+    with db.write() as s:
+        row = services.pay_income(s, principal, income_id)
+        deed_id = row.deed_id
     with db.read() as s:
         view = next(
             v for v in services.list_income(s, principal, deed_id) if v.income.id == income_id

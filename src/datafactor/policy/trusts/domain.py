@@ -304,6 +304,7 @@ AUDIT_LABELS: Final[dict[str, str]] = {
     "policy:trust:order_termination": N_("Order a trust deed to end"),
     "policy:trust:expire": N_("Trust deed term ended"),
     "policy:trust:income": N_("Record trust income"),
+    "policy:trust:pay": N_("Pay trust income through settlement"),
     "policy:trust:grant": N_("Grant a use under a trust deed"),
     "policy:trust:misuse": N_("Record data misuse under a trust deed"),
 }

@@ -247,6 +247,7 @@ class LinePublic(BaseModel):
     share_bp: int
     amount_fen: int
     status: str
+    settlement_reference: str | None = None  # the settlement journal that paid it
 
     @classmethod
     def of(cls, row: PolicyTrustDistribution, names: dict[str, str]) -> LinePublic:
@@ -260,6 +261,7 @@ class LinePublic(BaseModel):
             share_bp=row.share_bp,
             amount_fen=row.amount_fen,
             status=row.status,
+            settlement_reference=row.settlement_reference,
         )
 
 

@@ -25,14 +25,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from datafactor import audit, identity, inbox, ledger, registry
+from datafactor import audit, identity, inbox, ledger, registry, settlement
 from datafactor.db import today_cn, utcnow
 from datafactor.errors import N_, DomainError, NotFound
 from datafactor.permissions import Permission, Principal
@@ -1407,6 +1407,112 @@ def record_income(
                 share=yuan(line.amount_fen),
             )
     return income
+
+
+MSG_NO_INCOME: Final = N_("No such trust income.")
+MSG_N_PAID: Final = N_(
+    "Your distribution of {share} yuan from trust income received on {received} under trust "
+    "deed {deed} was paid to your available funds."
+)
+
+
+def pay_income(
+    session: Session,
+    principal: Principal,
+    income_id: str,
+    *,
+    now: datetime | None = None,
+) -> PolicyTrustIncome:
+    """The trustee pays an income's pending distribution lines through settlement: the amount
+    is frozen on the trustee's available funds (where the income was received) and captured at
+    once to the trustee's fee (a payout to the trustee) and each beneficiary's line (a revenue
+    share to its available funds), one journal each, keyed by the income
+    (``trust-income:{id}:freeze`` / ``:pay``), so paying twice pays once. Refused, nothing
+    written, when the trustee's available funds do not cover it (SET-FUNDS: deposit the income
+    first). The lines become ``paid`` with the capture journal as their settlement reference."""
+    rules = _rules()
+    row = session.get(PolicyTrustIncome, income_id)
+    if row is None:
+        raise NotFound(MSG_NO_INCOME)
+    deed, actor = _acting(session, principal, row.deed_id)
+    if actor is not Actor.TRUSTEE:
+        raise WrongParty(
+            MSG_NOT_ALLOWED, rule=rules.rule_id("actor"), permission=P.POLICY_TRUST_MANAGE.value
+        )
+    lines = list(
+        session.scalars(
+            select(PolicyTrustDistribution)
+            .where(PolicyTrustDistribution.income_id == row.id)
+            .order_by(PolicyTrustDistribution.role.desc(), PolicyTrustDistribution.party_id)
+            .with_for_update()
+        )
+    )
+    pending = [x for x in lines if x.status == PayStatus.PENDING.value]
+    if not pending:
+        return row
+    now = now or utcnow()
+    total = sum(x.amount_fen for x in pending)
+    journal_id: str | None = None
+    if total > 0:
+        hold = settlement.freeze(
+            session,
+            deed.trustee_id,
+            total,
+            f"trust_income:{row.id}",
+            key=f"trust-income:{row.id}:freeze",
+            actor=principal,
+            memo=deed.number,
+            now=now,
+        ).hold_id
+        assert hold is not None
+        posted = settlement.capture(
+            session,
+            hold,
+            [
+                settlement.Payout(
+                    settlement.LineKind.PAYOUT
+                    if x.role == LineRole.TRUSTEE_FEE.value
+                    else settlement.LineKind.SHARE,
+                    x.amount_fen,
+                    x.party_id,
+                )
+                for x in pending
+                if x.amount_fen > 0
+            ],
+            key=f"trust-income:{row.id}:pay",
+            actor=principal,
+            memo=deed.number,
+            now=now,
+        )
+        journal_id = posted.journal.id
+    for x in pending:
+        x.status = PayStatus.PAID.value
+        x.paid_at = now
+        x.settlement_reference = journal_id
+    session.flush()
+    for party_id in _audited(deed):
+        audit.record(
+            session,
+            actor=principal,
+            action="policy:trust:pay",
+            object_type="policy_trust_income",
+            object_id=row.id,
+            summary=f"Trust deed {deed.number}: {total} fen of income received "
+            f"{row.received_on.isoformat()} paid out (journal {journal_id or '-'})",
+            party_id=party_id,
+            reasons=[rules.rule_id("distribution")],
+        )
+    for x in pending:
+        if x.role == LineRole.BENEFICIARY.value and x.amount_fen > 0:
+            _notify(
+                session,
+                deed,
+                [x.party_id],
+                MSG_N_PAID,
+                share=yuan(x.amount_fen),
+                received=row.received_on.isoformat(),
+            )
+    return row
 
 
 @dataclass(frozen=True)

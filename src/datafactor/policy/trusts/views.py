@@ -600,6 +600,21 @@ async def income(
     return await _act(request, identity, db, deed_id, today, step)
 
 
+@router.post("/trusts/{deed_id}/income/{income_id}/payment")
+async def pay_income(
+    request: Request, identity: WebUser, db: DbDep, today: TodayDep, deed_id: str, income_id: str
+) -> Response:
+    """The trustee pays an income's distribution through settlement (once)."""
+    return await _act(
+        request,
+        identity,
+        db,
+        deed_id,
+        today,
+        lambda s, f: services.pay_income(s, identity.principal, income_id),
+    )
+
+
 @router.post("/trusts/{deed_id}/grants")
 async def grant(
     request: Request,

@@ -1,0 +1,106 @@
+"""Orders racing, on both databases, through the real ``Database`` (each thread its own
+session and transaction, as concurrent requests have): 100 buyers for 10 licences — exactly 10
+orders; twins of one request — one order; and the books balance afterwards."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from orders_support import NOW, balances
+from sqlalchemy import func, select
+
+from datafactor.db import Database
+from datafactor.errors import DomainError
+from datafactor.exchange import orders
+from datafactor.exchange.models import ExchangeContract, ExchangeListing, ExchangeOrder
+from datafactor.settlement import books
+
+BUYERS = 100
+LICENCES = 10
+PRICE = 2_500
+
+
+def _race(db: Database, calls: list[tuple]) -> list[object]:  # type: ignore[type-arg]
+    """Run ``place_order`` calls at once, one thread and transaction each; each call's order
+    or the refusal it got."""
+    barrier = threading.Barrier(len(calls))
+
+    def one(call: tuple) -> object:  # type: ignore[type-arg]
+        principal, listing_id, quantity, key = call
+        barrier.wait()
+        try:
+            with db.write() as s:
+                return orders.place_order(s, principal, listing_id, quantity, key=key, now=NOW)
+        except DomainError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(one, calls))
+
+
+def _racing_db(db: Database) -> Database:
+    return Database(db.url, pool_size=24)
+
+
+def test_a_hundred_buyers_for_ten_licences(db, market):
+    listing_id = market.listing(price_fen=PRICE, quantity=LICENCES)
+    buyers = [market.buyer(10 * PRICE)[1] for _ in range(BUYERS)]
+    racing = _racing_db(db)
+    try:
+        for principal in buyers:  # as the entry points do before an order
+            orders.open_buyer_accounts(racing, principal)
+        outcomes = _race(racing, [(p, listing_id, 1, f"buy-{p.party_id}") for p in buyers])
+    finally:
+        racing.dispose()
+    placed = [o for o in outcomes if isinstance(o, orders.Placed)]
+    refused = [o for o in outcomes if isinstance(o, DomainError)]
+    assert len(placed) == LICENCES
+    assert len(refused) == BUYERS - LICENCES
+    assert {(e.status, e.rule) for e in refused} == {(409, "EXC-LST-QUANTITY")}  # sold out
+    with db.read() as s:
+        assert s.get(ExchangeListing, listing_id).remaining_quantity == 0
+        assert s.scalar(select(func.count()).select_from(ExchangeOrder)) == LICENCES
+        assert s.scalar(select(func.count()).select_from(ExchangeContract)) == LICENCES
+    frozen = {p.party_id: balances(db, p.party_id)[1] for p in buyers}
+    assert sum(frozen.values()) == LICENCES * PRICE
+    winners = {o.order.buyer_id for o in placed}
+    assert all(frozen[b] == PRICE for b in winners)
+    assert all(frozen[b] == 0 for b in frozen if b not in winners)
+    with books.snapshot(db) as s:
+        report, _ = books.reconcile(s)
+    assert report.balanced and report.sum_fen == 0, report.as_dict()["problems"][:3]
+
+
+def test_twins_of_one_request_place_one_order(db, market):
+    listing_id = market.listing(price_fen=PRICE, quantity=5)
+    buyer, principal = market.buyer(10 * PRICE)
+    racing = _racing_db(db)
+    try:
+        orders.open_buyer_accounts(racing, principal)
+        outcomes = _race(racing, [(principal, listing_id, 2, "twin")] * 12)
+    finally:
+        racing.dispose()
+    assert all(isinstance(o, orders.Placed) for o in outcomes), outcomes
+    assert len({o.order.id for o in outcomes}) == 1  # type: ignore[attr-defined]
+    assert Counter(o.replayed for o in outcomes) == {True: 11, False: 1}  # type: ignore[attr-defined]
+    assert balances(db, buyer.party_id) == (8 * PRICE, 2 * PRICE)
+    with db.read() as s:
+        assert s.get(ExchangeListing, listing_id).remaining_quantity == 3
+
+
+def test_one_key_for_different_listings_at_once_places_one_order(db, market):
+    listings = [market.listing(price_fen=PRICE) for _ in range(6)]
+    buyer, principal = market.buyer(10 * PRICE)
+    racing = _racing_db(db)
+    try:
+        orders.open_buyer_accounts(racing, principal)
+        outcomes = _race(racing, [(principal, listing, 1, "one-key") for listing in listings])
+    finally:
+        racing.dispose()
+    placed = [o for o in outcomes if isinstance(o, orders.Placed)]
+    refused = [o for o in outcomes if isinstance(o, DomainError)]
+    assert len(placed) == 1
+    assert all(e.status == 409 and e.rule == "EXC-ORDER-KEY" for e in refused), refused
+    assert balances(db, buyer.party_id) == (9 * PRICE, PRICE)
