@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -385,9 +385,8 @@ def _system_reader() -> Principal:
 
 def _party_card(session: Session, party_id: str) -> dict[str, Any]:
     """A party as the contract names it (an organisation's registered name and code)."""
-    try:
-        party = identity.get_party(session, _system_reader(), party_id)
-    except Exception:  # an unknown id is refused by the caller's checks; name it by id
+    party = listings.party_row(session, party_id)
+    if party is None:  # an unknown id is refused by the caller's checks; name it by id
         return {
             "id": party_id,
             "name": party_id,
@@ -461,8 +460,7 @@ def _audits_last(session: Session) -> Iterator[None]:
     except BaseException:
         session.info.pop(_PENDING_AUDIT, None)
         raise
-    for record in session.info.pop(_PENDING_AUDIT):
-        audit.record(session, **record)
+    audit.record_many(session, session.info.pop(_PENDING_AUDIT))
 
 
 def record_audit(session: Session, **record: Any) -> None:
@@ -492,24 +490,35 @@ def audits_last(
 # ----------------------------------------------------------------------------------- opening
 
 
+# The trade path's counter statement, built once (building a statement costs more CPU than
+# running it on SQLite).
+_BUMP_SERIAL: Final = (
+    update(ExchangeSerial)
+    .where(ExchangeSerial.kind == bindparam("s_kind"), ExchangeSerial.year == bindparam("s_year"))
+    .values(last_serial=ExchangeSerial.last_serial + 1)
+    .returning(ExchangeSerial.last_serial)
+)
+
+
+def next_serial(session: Session, kind: str, year: int) -> int:
+    """The next serial of ``kind`` in ``year`` from the row-locked counter: one statement when
+    the row exists; the row stays locked until commit, so numbers have no gaps. Every trade
+    takes the year's counters, so callers take them as late in their transaction as they can."""
+    params = {"s_kind": kind, "s_year": year}
+    found = session.execute(_BUMP_SERIAL, params).scalar_one_or_none()
+    if found is not None:
+        return int(found)
+    try:
+        with session.begin_nested():
+            session.add(ExchangeSerial(kind=kind, year=year, last_serial=0))
+    except IntegrityError:
+        pass  # a concurrent first one of the year created it: bump that row instead
+    return int(session.execute(_BUMP_SERIAL, params).scalar_one())
+
+
 def _next_number(session: Session, year: int) -> str:
-    """The next contract number of ``year`` from the row-locked per-year counter."""
-    stmt = (
-        select(ExchangeSerial)
-        .where(ExchangeSerial.kind == SERIAL_KIND, ExchangeSerial.year == year)
-        .with_for_update()
-    )
-    counter = session.execute(stmt).scalar_one_or_none()
-    if counter is None:
-        try:
-            with session.begin_nested():
-                session.add(ExchangeSerial(kind=SERIAL_KIND, year=year, last_serial=0))
-        except IntegrityError:
-            pass  # a concurrent first contract of the year created it: lock that row instead
-        counter = session.execute(stmt).scalar_one()
-    counter.last_serial += 1
-    session.flush()
-    return number("DC", year, counter.last_serial)
+    """The next contract number of ``year``."""
+    return number("DC", year, next_serial(session, SERIAL_KIND, year))
 
 
 def _check_draft(draft: ContractDraft) -> None:
@@ -561,9 +570,10 @@ def _records(
 
 
 def build_document(
-    session: Session, draft: ContractDraft, contract_number: str, now: datetime
+    session: Session, draft: ContractDraft, contract_number: str | None, now: datetime
 ) -> dict[str, Any]:
-    """The contract as every party signs it (only JSON values: it is hashed canonically)."""
+    """The contract as every party signs it (only JSON values: it is hashed canonically); the
+    caller fills in a ``None`` number before hashing it."""
     listing = draft.listing
     rules = _rules()
     cards: dict[str, Any] = {
@@ -632,8 +642,9 @@ def open_contract(
     """Draw up the contract of a trade (see the module docstring); returns the flushed row."""
     _check_draft(draft)
     listing = draft.listing
-    contract_number = _next_number(session, china_day(now).year)
-    document = build_document(session, draft, contract_number, now)
+    # Everything the document reads comes before the year's counter is taken (held to commit).
+    document = build_document(session, draft, None, now)
+    contract_number = document["number"] = _next_number(session, china_day(now).year)
     contract = ExchangeContract(
         number=contract_number,
         state=draft.state.value,
@@ -1134,6 +1145,11 @@ def sign_contract(
         raise ExchangeStateConflict(
             MSG_TAMPERED, rule=rule_id("contract_sign"), number=contract.number
         )
+    # Nobody signs for a right the seller no longer holds (transferred, pledged away, revoked,
+    # its certificate ended since the trade was opened).
+    listing = session.get(ExchangeListing, contract.listing_id)
+    if listing is not None:
+        listings.check_seller_right(session, listing, china_day(now))
     party_id = principal.party_id
     made = keys.sign(party_id, contract.document)
     store_signature(contract, role, made.signature, made.key, signed_by=principal.user_id, at=now)

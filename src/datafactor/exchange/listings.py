@@ -494,12 +494,27 @@ class PartyInfo:
     service_role: str | None
 
 
-def party_info(session: Session, party_id: str) -> PartyInfo | None:
+_PARTIES: Final = "exchange.parties"  # session.info: the parties read in this unit of work
+
+
+def party_row(session: Session, party_id: str) -> Any | None:
+    """The party ``party_id`` (``None`` if there is none), read once per unit of work: the
+    session's identity map holds rows weakly, so a trade that names a party several times (the
+    buyer's visibility, its verification, the contract's cards) would read it each time."""
     if not party_id or not plain_id(party_id):
         return None
-    try:
-        party = identity.get_party(session, _READER, party_id)
-    except DomainError:
+    held: dict[str, Any] = session.info.setdefault(_PARTIES, {})
+    if party_id not in held:
+        try:
+            held[party_id] = identity.get_party(session, _READER, party_id)
+        except DomainError:
+            held[party_id] = None
+    return held[party_id]
+
+
+def party_info(session: Session, party_id: str) -> PartyInfo | None:
+    party = party_row(session, party_id)
+    if party is None:
         return None
     role = party.service_role
     return PartyInfo(
@@ -2336,6 +2351,16 @@ def tradable_listing(
         raise ExchangeStateConflict(
             MSG_SELLER_SUSPENDED, rule=_rid("listing_seller"), number=listing.number
         )
+    check_seller_right(session, listing, on)
+    facts = registry.asset_facts(session, listing.asset_id)
+    if facts is not None and facts.grade == discovery.Grade.CORE.value:
+        raise ExchangeForbidden(MSG_CORE, rule=_rid("listing_core"))
+    return listing
+
+
+def check_seller_right(session: Session, listing: ExchangeListing, on: date) -> None:
+    """The seller still holds the listing's product-operation right, in force on ``on``, with
+    an active certificate — at every trade and at every signature (refused otherwise)."""
     cert_rule = _rid("listing_certificate")
     right = registry.right_of(session, listing.right_id)
     if (
@@ -2357,10 +2382,6 @@ def tradable_listing(
             certificate=current[0] if current else listing.certificate_number,
             status=status,
         )
-    facts = registry.asset_facts(session, listing.asset_id)
-    if facts is not None and facts.grade == discovery.Grade.CORE.value:
-        raise ExchangeForbidden(MSG_CORE, rule=_rid("listing_core"))
-    return listing
 
 
 def take_quantity(session: Session, listing: ExchangeListing, quantity: int) -> None:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -68,7 +68,6 @@ from datafactor.exchange.models import (
     ExchangeContract,
     ExchangeListing,
     ExchangeOrder,
-    ExchangeSerial,
 )
 from datafactor.exchange.rulebook import exchange_rules
 from datafactor.permissions import Permission, Principal
@@ -288,31 +287,11 @@ def _verified(session: Session, party_id: str) -> bool:
     return bool(party.status == identity.PartyStatus.VERIFIED)
 
 
-# The trade path's own statements, built once (building a statement costs more CPU than
+# The trade path's own statement, built once (building a statement costs more CPU than
 # running it on SQLite).
-_BUMP_SERIAL: Final = (
-    update(ExchangeSerial)
-    .where(ExchangeSerial.kind == bindparam("s_kind"), ExchangeSerial.year == bindparam("s_year"))
-    .values(last_serial=ExchangeSerial.last_serial + 1)
-    .returning(ExchangeSerial.last_serial)
-)
 _BY_KEY: Final = select(ExchangeOrder).where(
     ExchangeOrder.buyer_id == bindparam("buyer"), ExchangeOrder.idempotency_key == bindparam("key")
 )
-
-
-def _next_serial(session: Session, kind: str, year: int) -> int:
-    """The next serial of ``kind`` in ``year`` from the row-locked counter (one statement when
-    the row exists; held until commit, so numbers have no gaps)."""
-    found = session.execute(_BUMP_SERIAL, {"s_kind": kind, "s_year": year}).scalar_one_or_none()
-    if found is not None:
-        return int(found)
-    try:
-        with session.begin_nested():
-            session.add(ExchangeSerial(kind=kind, year=year, last_serial=0))
-    except IntegrityError:
-        pass  # a concurrent first order of the year created it: bump that row instead
-    return int(session.execute(_BUMP_SERIAL, {"s_kind": kind, "s_year": year}).scalar_one())
 
 
 def _by_key(session: Session, buyer_id: str, key: str) -> ExchangeOrder | None:
@@ -401,6 +380,7 @@ def open_buyer_accounts(db: Database, principal: Principal) -> None:
         _ACCOUNTS_OPEN.add(party)
 
 
+@contracts.audits_last
 def place_order(
     session: Session,
     principal: Principal,
@@ -474,7 +454,9 @@ def place_order(
     )
     order = ExchangeOrder(
         id=order_id,
-        number=number(NUMBER_PREFIX, today.year, _next_serial(session, SERIAL_KIND, today.year)),
+        number=number(
+            NUMBER_PREFIX, today.year, contracts.next_serial(session, SERIAL_KIND, today.year)
+        ),
         state=OrderState.CONTRACTED.value,
         kind=TradeKind.MALL.value,
         listing_id=listing.id,

@@ -21,8 +21,9 @@ from datafactor.exchange.errors import (
     ExchangeStateConflict,
 )
 from datafactor.exchange.keys import verify_record
-from datafactor.exchange.models import ExchangeContract
+from datafactor.exchange.models import ExchangeContract, ExchangeListing
 from datafactor.identity import PartyKind, ServiceRole
+from datafactor.registry.models import RegistryRight
 
 
 def sign(world, actor, contract_id, *, confirm=True, now=NOW):
@@ -109,6 +110,20 @@ def test_signing_after_the_deadline_is_refused(world, open_for):
     with pytest.raises(ExchangeStateConflict) as refused:
         sign(world, world.buyer, contract_id, now=NOW + timedelta(days=7))
     assert refused.value.rule == "EXC-CONTRACT-DEADLINE"
+
+
+def test_nobody_signs_for_a_right_the_seller_no_longer_holds(world, open_for):
+    contract_id = open_for()
+    with world.db.write() as s:  # the right moved to another holder since the order
+        listing = s.get(ExchangeListing, world.listing_id)
+        s.get(RegistryRight, listing.right_id).holder_id = world.outsider.party_id
+    for actor in (world.buyer, world.seller):
+        with pytest.raises(ExchangeStateConflict) as refused:
+            sign(world, actor, contract_id)
+        assert refused.value.rule == "EXC-LST-CERT"
+    row = load(world, contract_id)
+    assert row.state == "accepted" and row.buyer_signature is None
+    assert row.seller_signature is None
 
 
 def test_a_tampered_document_cannot_be_signed_and_breaks_existing_signatures(world, open_for):
