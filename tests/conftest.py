@@ -8,7 +8,6 @@ skipped PostgreSQL, browser or Spark test fails the run: they must never silentl
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ os.environ.setdefault("DATAFACTOR_PASSWORD_HASH_PROFILE", "test")
 
 from factories import Actor, make_actor
 from fastapi.testclient import TestClient
-from pgserver import PgServer
+from pgserver import DatabasePool, PgServer
 
 from datafactor.db import Database
 from datafactor.identity import PartyKind
@@ -89,19 +88,24 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-_counter = itertools.count()
+@pytest.fixture(scope="session")
+def pg_databases(pg_server: PgServer) -> DatabasePool:
+    """Each PostgreSQL test's database: a copy of the migrated template, reset and reused after
+    the test (``DatabasePool``: creating one costs far more than resetting one)."""
+    return DatabasePool(pg_server, "df_template")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         path = tmp_path / "test.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite:///{path}"
-    server: PgServer = request.getfixturevalue("pg_server")
-    name = f"t{os.getpid()}_{next(_counter)}"
-    server.execute(f"CREATE DATABASE {name} TEMPLATE df_template")
-    return server.url(name)
+        yield f"sqlite:///{path}"
+        return
+    pool: DatabasePool = request.getfixturevalue("pg_databases")
+    name = pool.take()
+    yield pool.server.url(name)
+    pool.give_back(name)
 
 
 @pytest.fixture

@@ -39,6 +39,27 @@ class DomainError(Exception):
             self.code = code
 
 
+class RuleError(DomainError):
+    """A refusal by a rule of a domain's rules file: ``rule`` is the rule id, also a message
+    parameter ``{rule}``, so every refusal names the rule it applied. Each domain's refusals
+    derive from it together with one of the kinds below, which set the HTTP status."""
+
+    code = "rule-refused"
+    rule: str
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rule: str,
+        field: str | None = None,
+        code: str | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(message, field=field, code=code, rule=rule, **params)
+        self.rule = rule
+
+
 class InvalidInput(DomainError):
     status = 422
     code = "invalid-input"

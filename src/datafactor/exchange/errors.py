@@ -10,28 +10,13 @@ The message says what was wrong and what to do.
 
 from __future__ import annotations
 
-from typing import Any
-
-from datafactor.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from datafactor.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleError
 
 
-class ExchangeError(DomainError):
+class ExchangeError(RuleError):
     """A refusal by an exchange rule. ``rule`` is the rule id (also a message parameter)."""
 
     code = "exchange-refused"
-    rule: str
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        rule: str,
-        field: str | None = None,
-        code: str | None = None,
-        **params: Any,
-    ) -> None:
-        super().__init__(message, field=field, code=code, rule=rule, **params)
-        self.rule = rule
 
 
 class ExchangeInvalid(ExchangeError, InvalidInput):

@@ -10,28 +10,13 @@ caller may not see is not found (404). The message says what was wrong and what 
 
 from __future__ import annotations
 
-from typing import Any
-
-from datafactor.errors import BadRequest, Conflict, DomainError, InvalidInput, NotFound
+from datafactor.errors import BadRequest, Conflict, InvalidInput, NotFound, RuleError
 
 
-class SettlementError(DomainError):
+class SettlementError(RuleError):
     """A refusal by a settlement rule. ``rule`` is the rule id (also a message parameter)."""
 
     code = "settlement-refused"
-    rule: str
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        rule: str,
-        field: str | None = None,
-        code: str | None = None,
-        **params: Any,
-    ) -> None:
-        super().__init__(message, field=field, code=code, rule=rule, **params)
-        self.rule = rule
 
 
 class InvalidSettlementInput(SettlementError, InvalidInput):

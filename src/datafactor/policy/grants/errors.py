@@ -7,20 +7,13 @@ to do; the web layer translates it, the API answers problem+json, the CLI prints
 
 from __future__ import annotations
 
-from typing import Any
-
-from datafactor.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from datafactor.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleError
 
 
-class GrantError(DomainError):
+class GrantError(RuleError):
     """A refusal by an authorisation rule."""
 
     code = "grant-refused"
-    rule: str
-
-    def __init__(self, message: str, *, rule: str, field: str | None = None, **params: Any):
-        super().__init__(message, field=field, rule=rule, **params)
-        self.rule = rule
 
 
 class GrantInvalid(GrantError, InvalidInput):
