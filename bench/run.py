@@ -49,6 +49,7 @@ BENCHMARKS: list[str] = [
     "settlement",
     "exchange_settle",
     "exchange_trades",
+    "sandbox",
 ]
 # Short names ``--only`` also takes.
 ALIASES: dict[str, str] = {"trades": "exchange_trades"}

@@ -63,6 +63,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from datafactor.registry import views as registry_views
     from datafactor.registry import views_admin as registry_views_admin
     from datafactor.registry import views_review as registry_review
+    from datafactor.sandbox import api as sandbox_api
+    from datafactor.sandbox import views as sandbox_views
     from datafactor.settlement import api as settlement_api
     from datafactor.settlement import views as settlement_views
 
@@ -117,6 +119,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         exchange_api_auctions.router,
         exchange_api_delivery.router,
         exchange_api_settle.router,
+        sandbox_api.router,
     ):
         routing.guard(domain_api, routing.heads(domain_api, API_PREFIX))
         app.include_router(domain_api, prefix=API_PREFIX, dependencies=strict)
@@ -138,6 +141,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         exchange_views_auctions.router,
         exchange_views_delivery.router,
         exchange_views_settle.router,
+        sandbox_views.router,
         registry_views_admin.router,
         registry_views.router,
         registry_review.router,

@@ -28,6 +28,7 @@ from datafactor.policy.grants.cli import grants_app
 from datafactor.policy.operation.cli import operation_app
 from datafactor.policy.trusts.cli import trusts_app
 from datafactor.registry.cli import registry_app
+from datafactor.sandbox.cli import sandbox_app
 from datafactor.settings import get_settings
 from datafactor.settlement.cli import settlement_app
 from datafactor.web.cli_support import fail as _fail
@@ -48,6 +49,7 @@ app.add_typer(operation_app, name="operation")
 app.add_typer(trusts_app, name="trusts")
 app.add_typer(settlement_app, name="settlement")
 app.add_typer(exchange_app, name="exchange")
+app.add_typer(sandbox_app, name="sandbox")
 app.command("witness")(witness_cmd)
 app.command("verify-receipt")(verify_receipt_cmd)
 app.command("scan")(scan_cmd)

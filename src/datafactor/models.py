@@ -16,4 +16,5 @@ def load_all_models() -> None:
     import datafactor.policy.operation.models
     import datafactor.policy.trusts.models
     import datafactor.registry.models
+    import datafactor.sandbox.models
     import datafactor.settlement.models  # noqa: F401

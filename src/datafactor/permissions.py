@@ -74,6 +74,11 @@ class Permission(StrEnum):
     REGISTRY_CALENDAR_MANAGE = "registry:calendar:manage"
     REGISTRY_NOTICE_READ = "registry:notice:read"
     REGISTRY_OBJECTION_LODGE = "registry:objection:lodge"
+    SANDBOX_PROFILE_MANAGE = "sandbox:profile:manage"
+    SANDBOX_QUERY_READ = "sandbox:query:read"
+    SANDBOX_QUERY_READ_ALL = "sandbox:query:read-all"
+    SANDBOX_QUERY_REVIEW = "sandbox:query:review"
+    SANDBOX_QUERY_RUN = "sandbox:query:run"
     SETTLEMENT_ACCOUNT_READ = "settlement:account:read"
     SETTLEMENT_ACCOUNT_READ_ALL = "settlement:account:read-all"
     SETTLEMENT_BOOKS_RECONCILE = "settlement:books:reconcile"
@@ -130,6 +135,12 @@ _TRADER = frozenset(
     }
 )
 _TRADER_ADMIN = _TRADER | {P.EXCHANGE_CONTRACT_SIGN}
+# The sandbox (隐私计算沙箱): staff run queries under their party's grants and read its query
+# records (as grantee and as data holder); declaring a data set's sandbox profile and releasing or
+# withholding results held for review bind the holder and are the administrator's; regulators and
+# the exchange's auditors read every query record.
+_SANDBOX_USER = frozenset({P.SANDBOX_QUERY_READ, P.SANDBOX_QUERY_RUN})
+_SANDBOX_ADMIN = _SANDBOX_USER | {P.SANDBOX_PROFILE_MANAGE, P.SANDBOX_QUERY_REVIEW}
 _TRADE_READER = frozenset({P.EXCHANGE_CONTRACT_READ, P.EXCHANGE_LISTING_READ})
 _EXCHANGE_STAFF = frozenset(
     {
@@ -167,6 +178,7 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
             *_REGISTRY_APPLICANT,
             *_GRANTS_USER,
             *_TRADER,
+            *_SANDBOX_USER,
             P.SETTLEMENT_ACCOUNT_READ,
         }
     ),
@@ -182,6 +194,7 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
             P.REGISTRY_NOTICE_READ,
             *_GRANTS_READER,
             *_TRADE_READER,
+            P.SANDBOX_QUERY_READ,
             P.SETTLEMENT_ACCOUNT_READ,
         }
     ),
@@ -207,6 +220,7 @@ _ROLE_GRANTS: dict[Role, frozenset[Permission]] = {
             *_REGISTRY_APPLICANT,
             *_GRANTS_ADMIN,
             *_TRADER_ADMIN,
+            *_SANDBOX_ADMIN,
             P.SETTLEMENT_ACCOUNT_READ,
             P.SETTLEMENT_FUNDS_MOVE,
         }
@@ -250,14 +264,14 @@ _KIND_GRANTS: dict[str, dict[Role, frozenset[Permission]]] = {
         Role.AUDITOR: _SUPERVISORY_READ
         | _GRANTS_SUPERVISOR
         | _BOOKS_SUPERVISOR
-        | {P.EXCHANGE_CONTRACT_READ_ALL}
+        | {P.EXCHANGE_CONTRACT_READ_ALL, P.SANDBOX_QUERY_READ_ALL}
         | {P.REGISTRY_APPLICATION_READ_ALL, P.REGISTRY_ASSET_READ_ALL},
     },
     # A regulator's administrator may revoke any authorisation (its staff and auditors read).
     "regulator": {
         role: _SUPERVISORY_READ
         | _GRANTS_SUPERVISOR
-        | {P.SETTLEMENT_ACCOUNT_READ_ALL, P.EXCHANGE_CONTRACT_READ_ALL}
+        | {P.SETTLEMENT_ACCOUNT_READ_ALL, P.EXCHANGE_CONTRACT_READ_ALL, P.SANDBOX_QUERY_READ_ALL}
         | {
             P.CENSUS_INVENTORY_READ_ALL,
             P.REGISTRY_APPLICATION_READ_ALL,

@@ -179,6 +179,12 @@ class Settings(BaseSettings):
         description="Memory of the Spark driver JVM (Spark syntax, e.g. 1g); applied when the "
         "process starts its first Spark engine.",
     )
+    spark_remote: str = Field(
+        "",
+        description="Spark Connect URL (sc://host:15002) on which the sandbox runs its queries "
+        "over large data sets; empty runs them on the process's own Spark session "
+        "(DATAFACTOR_SPARK_MASTER). The server must read the sandbox's files at the same path.",
+    )
     worker_threads: int = Field(
         8, ge=1, le=200, description="Threads per worker process for blocking database calls."
     )

@@ -799,6 +799,57 @@ def _grant(side: str, state: str = "requested") -> Maker:
     return make
 
 
+def _sandbox(side: str, what: str) -> Maker:
+    """A sandbox world (sandbox_support.offer_world) in which the owner is the grantee or the
+    holder; returns a query's id (``what="query"``) or the asset's (``"asset"``)."""
+
+    def make(client: TestClient, owner: Actor, headers: dict[str, str]) -> str:
+        import tempfile
+        from pathlib import Path
+
+        from factories import make_actor
+        from sandbox_support import offer_world
+
+        from datafactor.identity import PartyKind
+        from datafactor.sandbox import services
+
+        db, settings = client.app.state.db, client.app.state.settings
+        other = make_actor(db)
+        registrar = make_actor(db, PartyKind.EXCHANGE_OPERATOR)
+        holder, grantee = (owner, other) if side == "holder" else (other, owner)
+        world = offer_world(db, settings, Path(tempfile.mkdtemp()), holder, grantee, registrar)
+        if what == "asset":
+            return world.asset_id
+        sql = "SELECT county, COUNT(*) AS n FROM households GROUP BY county"
+        answer = services.run_query(db, settings, world.grantee, world.grant_id, sql)
+        assert answer.id is not None
+        return answer.id
+
+    return make
+
+
+SANDBOX_ENDPOINTS: list[ObjectEndpoint] = [
+    ObjectEndpoint("GET", "/api/v1/sandbox/queries/{query_id}", _sandbox("grantee", "query")),
+    ObjectEndpoint(
+        "POST",
+        "/api/v1/sandbox/queries/{query_id}/review",
+        _sandbox("holder", "query"),
+        body={"release": True},
+        ok_status=(409,),
+        notes="owner = the data holder; its query was released at once (no review duty), so "
+        "the owner is answered 409 (not held) and an intruder 404",
+    ),
+    ObjectEndpoint("GET", "/api/v1/sandbox/profiles/{asset_id}", _sandbox("holder", "asset")),
+    ObjectEndpoint(
+        "PUT",
+        "/api/v1/sandbox/profiles/{asset_id}",
+        _sandbox("holder", "asset"),
+        body={"table": "households", "columns": [{"name": "account", "role": "privacy_unit"}]},
+        notes="owner = the holder; a registered asset is public, so an intruder is refused 403",
+    ),
+]
+
+
 _USE = {"request": {"action": "read", "purpose": "industry"}, "dry_run": True}
 GRANTS_ENDPOINTS: list[ObjectEndpoint] = [
     ObjectEndpoint("GET", "/api/v1/grants/{grant_id}", _grant("grantee")),
@@ -1465,6 +1516,7 @@ ENDPOINTS: list[ObjectEndpoint] = [
     *ORDER_ENDPOINTS,
     *AUCTION_ENDPOINTS,
     *DELIVERY_ENDPOINTS,
+    *SANDBOX_ENDPOINTS,
 ]
 
 # Routes with a path parameter that are deliberately public (no tenant owns them).

@@ -36,9 +36,8 @@ idempotency keys, auctions and negotiations are found by listing, and each step 
 the state it starts from (a listing step already in its history is never taken again; an object
 someone moved since in the console is left where they left it). A second load writes nothing.
 
-The bank's sandbox contract is not linked to a sandbox grant: the contracts module sets no
-``grant_id`` (the sandbox and its grants are issue 8), and the demo's one sandbox grant to the
-bank (the electricity data trust's) is over another asset.
+The bank's sandbox subscription is itself a sandbox grant (its contract id is the grant id the
+sandbox lists; ``demo/sandbox.py`` declares the credit scores' profile so it can be computed on).
 """
 
 from __future__ import annotations

@@ -146,6 +146,9 @@ def load_demo(
         from datafactor.demo.exchange import load_exchange  # the trades: after every product
 
         report.exchange_steps += len(load_exchange(db, settings).steps)
+        from datafactor.demo.sandbox import load_sandbox  # the bank's sandbox grants made usable
+
+        load_sandbox(db, settings, demo_principals(db))
     return report
 
 

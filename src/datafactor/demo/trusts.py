@@ -36,9 +36,15 @@ from datafactor.settings import Settings
 _COUNTIES: Final = ("450102", "450103", "450203", "450305", "450502", "451481")
 
 
+# Enough households that the sandbox's noisy aggregates by county are shown: with
+# differential privacy a group is released only above a noisy threshold of about a hundred
+# households (docs/sandbox.md, "Output controls").
+HOUSEHOLD_COUNT: Final = 3_000
+
+
 def _households(rng: random.Random) -> Rows:
     rows: Rows = []
-    for _ in range(80):
+    for _ in range(HOUSEHOLD_COUNT):
         account = f"JM-{rng.getrandbits(40):010x}"  # a hashed account number, not the real one
         county = rng.choice(_COUNTIES)
         base = rng.uniform(60, 420)

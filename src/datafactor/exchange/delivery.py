@@ -1690,7 +1690,147 @@ __all__ = [
     "list_tokens",
     "plan_fingerprint",
     "read_page",
+    "record_sandbox_delivery",
     "revoke_token",
     "store_fingerprint",
     "trace",
 ]
+
+
+# ------------------------------------------------------------------------- sandbox contracts
+# The sandbox (``datafactor.sandbox``) computes under contracts delivered by sandbox: it reads
+# them through these three functions only (exported from ``datafactor.exchange``), never the
+# exchange's models.
+
+
+@dataclass(frozen=True)
+class SandboxContract:
+    """What the sandbox may know of a contract delivered by sandbox."""
+
+    id: str
+    number: str
+    state: str
+    seller_id: str
+    buyer_id: str
+    asset_id: str
+    term_start: Any
+    term_end: Any
+    policy: Mapping[str, Any]
+    grant_id: str | None
+
+
+@dataclass(frozen=True)
+class SandboxDecision:
+    """The contract's answer to one sandbox use: a refusal by the contract itself (not active,
+    outside its term, not by sandbox: ``refusal`` reasons) or its policy's ``decision``."""
+
+    decision: Decision | None
+    refusal: tuple[Mapping[str, str], ...] = ()
+
+
+def _sandbox_view(c: ExchangeContract) -> SandboxContract:
+    return SandboxContract(
+        str(c.id),
+        c.number,
+        c.state,
+        c.seller_id,
+        c.buyer_id,
+        c.asset_id,
+        c.term_start,
+        c.term_end,
+        c.policy,
+        c.grant_id,
+    )
+
+
+def sandbox_contracts(session: Session, buyer_id: str) -> list[SandboxContract]:
+    """The buyer's active contracts whose channels include the sandbox (the sandbox lists them
+    as the buyer's sandbox grants)."""
+    rows = session.scalars(
+        select(ExchangeContract)
+        .where(
+            ExchangeContract.buyer_id == buyer_id,
+            ExchangeContract.state == ContractState.ACTIVE.value,
+        )
+        .order_by(ExchangeContract.created_at.desc(), ExchangeContract.id)
+    )
+    return [_sandbox_view(c) for c in rows if Channel.SANDBOX.value in (c.channels or [])]
+
+
+def sandbox_contract(session: Session, contract_id: str) -> SandboxContract | None:
+    """A contract delivered by sandbox (any state), or None (the sandbox checks the buyer)."""
+    c = session.get(ExchangeContract, contract_id)
+    if c is None or Channel.SANDBOX.value not in (c.channels or []):
+        return None
+    return _sandbox_view(c)
+
+
+def decide_sandbox_contract(
+    session: Session,
+    contract_id: str,
+    *,
+    declared: Mapping[str, Any],
+    fields: Sequence[str] | None,
+    now: datetime,
+) -> SandboxDecision:
+    """Whether the contract lets the sandbox compute now: active, within its term, by sandbox,
+    and its policy's permit for an ``aggregate`` over ``fields`` in the ``sandbox`` channel
+    (the sandbox reads k and ε from the decision's limits)."""
+    c = session.get(ExchangeContract, contract_id)
+    if c is None:
+        return SandboxDecision(None, ({"rule": rule_id("channel"), "en": "no such contract",
+                                       "zh": "无此合同"},))  # fmt: skip
+    refusal = _contract_refusal(c, Channel.SANDBOX.value, now)
+    if refusal is not None:
+        return SandboxDecision(None, refusal.reasons)
+    compiled = _CACHE.get(c.policy)
+    body: dict[str, Any] = {
+        "action": "aggregate",
+        "target": _uid(c.policy, "target", c.asset_id, f"urn:datafactor:asset:{c.asset_id}"),
+        "assignee": _uid(c.policy, "assignee", c.buyer_id, f"urn:datafactor:party:{c.buyer_id}"),
+        "time": now.astimezone(CHINA).isoformat(),
+        "channel": Channel.SANDBOX.value,
+        **{k: v for k, v in declared.items() if k in DECLARED_KEYS and v},
+    }
+    if fields is not None:
+        body["fields"] = list(fields)
+    return SandboxDecision(compiled.decide(parse_request(body)))
+
+
+def record_sandbox_delivery(
+    session: Session,
+    contract_id: str,
+    *,
+    rows: int,
+    result_hash: str | None,
+    fields: Sequence[str],
+    actor_user_id: str | None,
+    now: datetime,
+) -> bool:
+    """A sandbox query computed under the contract is one of its deliveries (the buyer used the
+    data): recorded like a download or an API pull, and the first one starts the acceptance
+    period — a contract used in the sandbox is never terminated as never delivered. Returns
+    whether this was the first delivery."""
+    c = session.get(ExchangeContract, contract_id)
+    if c is None or Channel.SANDBOX.value not in (c.channels or []):
+        return False
+    row = ExchangeDelivery(
+        contract_id=c.id,
+        buyer_id=c.buyer_id,
+        channel=Channel.SANDBOX.value,
+        decision="allowed",
+        reasons=[],
+        rules=[rule_id("sandbox")],
+        rows=rows,
+        bytes=0,
+        content_hash=result_hash,
+        fields=list(fields),
+        format=Channel.SANDBOX.value,  # the query's record carries the same result hash
+        actor_user_id=actor_user_id,
+        at=now,
+    )
+    session.add(row)
+    session.flush()
+    return finish_delivery(
+        session, row.id, rows=rows, size=0, content_hash=result_hash or "", now=now
+    )
