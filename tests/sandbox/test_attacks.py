@@ -239,3 +239,24 @@ def test_a_held_result_cannot_be_read_off_its_hash(
     assert mine["rows"] == [[63]] and mine["row_count"] == 1
     body = {"columns": ["n"], "rows": [[63]], "salt": mine["result_salt"]}
     assert hashlib.sha256(ledger.canonical_json(body)).hexdigest() == held.result_hash
+
+
+def test_the_ledger_does_not_confirm_a_guessed_query_text(
+    db, settings, tmp_path, enterprise, other_enterprise, operator
+):
+    # The ledger is public: the bare hash of a query's text would let anyone confirm which of
+    # a few likely queries a buyer ran. It is a commitment instead, checkable with the salt
+    # shown to those who may read the text.
+    world = offer_world(db, settings, tmp_path, enterprise, other_enterprise, operator, k=5)
+    sql = "SELECT county, COUNT(*) AS n FROM households GROUP BY county"
+    answer = services.run_query(db, settings, world.grantee, world.grant_id, sql)
+    with db.read() as s:
+        row = services.get_query(s, world.holder, answer.id or "")
+        shown = services.query_dict(row, world.holder)
+        event = ledger.get_entry(s, row.ledger_index).event()
+    assert event is not None
+    payload = event["payload"]
+    assert payload["sql_sha256"] != hashlib.sha256(sql.encode()).hexdigest()
+    body = {"salt": shown["sql_salt"], "sql": shown["sql"]}
+    assert hashlib.sha256(ledger.canonical_json(body)).hexdigest() == payload["sql_sha256"]
+    assert shown["sql_sha256"] == payload["sql_sha256"]

@@ -102,6 +102,24 @@ def test_a_failed_run_under_k_only_speaks_of_no_refund(
     assert rules and "SBX-BUD-REFUND" not in rules  # nothing was charged, nothing refunded
 
 
+def test_an_epsilon_asked_of_a_grant_without_differential_privacy_is_refused(
+    db, settings, tmp_path, enterprise, other_enterprise, operator
+) -> None:
+    # A k-only grant adds no noise: a buyer asking for ε would otherwise believe the answer
+    # noised. Told so, and nothing run or counted.
+    w = offer_world(db, settings, tmp_path, enterprise, other_enterprise, operator)
+    refused = services.run_query(db, settings, w.grantee, w.grant_id, COUNT, epsilon=0.5)
+    assert refused.decision == "refused" and refused.rows == [] and refused.epsilon_spent == 0
+    (reason,) = refused.reasons
+    assert (
+        reason["rule"] == "SBX-BUD-CAP"
+        and "without ε" in reason["en"]
+        and "不指定 ε" in reason["zh"]
+    )
+    assert _uses(db, w.grantee, w.grant_id) == 0 and _states(db, w.grant_id) == ["refused"]
+    assert services.run_query(db, settings, w.grantee, w.grant_id, COUNT).decision == "allowed"
+
+
 def test_a_spent_budget_makes_the_grant_unusable_in_the_list(
     db, settings, tmp_path, enterprise, other_enterprise, operator
 ) -> None:

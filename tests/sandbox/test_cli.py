@@ -1,5 +1,6 @@
 """``datafactor sandbox``: ``offer`` a CSV file (results reviewed), then ``grants --json``,
-``query --json`` and, once the holder released the result, ``show --json`` as the grantee, in the
+``query --json``, the holder's ``review`` and, once the result is released, ``show --json`` as the
+grantee, in the
 integrators' shapes (issue 8, item 6)."""
 
 from __future__ import annotations
@@ -8,12 +9,10 @@ import json
 import re
 
 import pytest
-from registry_support import principal
 from sandbox_support import COLUMNS, households
 from typer.testing import CliRunner
 
 from datafactor.cli import app as cli
-from datafactor.sandbox import services
 from datafactor.settings import get_settings
 
 
@@ -62,9 +61,16 @@ def test_offer_then_query(run, db, tmp_path, enterprise, other_enterprise, opera
     assert body["decision"] == "allowed" and body["epsilon_spent"] == 0
     assert body["held"] and body["rows"] == []  # --review: held for the holder
 
-    # Once the holder releases it, `show` gives the grantee the rows (a stranger: exit 2).
-    with db.write() as s:
-        services.review_query(s, principal(db, enterprise), body["id"], release=True)
+    # Only the holder reviews; once it releases the result, `show` gives the grantee the rows
+    # (a stranger: exit 2).
+    review = ("sandbox", "review", body["id"], "--release", "--note", "ok")
+    assert run(*review, "--as", other_enterprise.username).exit_code == 2
+    assert run("sandbox", "review", body["id"], "--as", enterprise.username).exit_code == 2
+    released = run(*review, "--as", enterprise.username, "--json")
+    assert released.exit_code == 0, released.output
+    assert json.loads(released.output)["state"] == "released"
+    again = run("sandbox", "review", body["id"], "--withhold", "--as", enterprise.username)
+    assert again.exit_code == 2  # reviewed once: a released result stays released
     shown = run("sandbox", "show", body["id"], "--as", other_enterprise.username, "--json")
     assert shown.exit_code == 0, shown.output
     record = json.loads(shown.output)

@@ -7,6 +7,9 @@
 * ``preview`` — the same arguments: what the query would cost, nothing spent.
 * ``show ID [--as USER] [--json]`` — one recorded query as the user may see it (the API's
   ``GET /sandbox/queries/{id}``): a held result's rows once the holder released it.
+* ``review ID (--release | --withhold) [--note TEXT] [--as USER] [--json]`` — the data holder
+  releases a held result to its grantee or withholds it (the API's ``POST
+  /sandbox/queries/{id}/review``); prints the query as the holder sees it.
 * ``offer FILE --table NAME --holder PARTY --grantee PARTY --privacy-unit COL --columns
   COL:ROLE,… --k K [--epsilon E] [--review] [--registrar USER] [--json]`` — the pilots' and
   operators' tool: the file becomes
@@ -21,7 +24,7 @@ language); an error is printed on stderr and exits 2.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +32,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from datafactor import context
 from datafactor.db import Database
@@ -36,6 +40,7 @@ from datafactor.errors import DomainError
 from datafactor.identity import principal_for_username
 from datafactor.permissions import Principal
 from datafactor.sandbox import services
+from datafactor.sandbox.models import SandboxQuery
 from datafactor.settings import get_settings
 from datafactor.web.cli_support import fail
 
@@ -149,11 +154,48 @@ def show_cmd(
 ) -> None:
     """One recorded query as the user may see it: a held result's rows once the holder
     released it."""
+    _show_record(as_user, as_json, lambda s, who: services.get_query(s, who, query_id))
+
+
+@sandbox_app.command("review")
+def review_cmd(
+    query_id: Annotated[str, typer.Argument(help="The held query's id.")],
+    as_user: AsUser,
+    release: Annotated[
+        bool | None,
+        typer.Option(
+            "--release/--withhold", help="Release the held result to the grantee, or withhold it."
+        ),
+    ] = None,
+    note: Annotated[str, typer.Option("--note", help="Why (shown to the grantee).")] = "",
+    as_json: AsJson = False,
+) -> None:
+    """The data holder's output review: release a held result to its grantee, or withhold it."""
+    if release is None:
+        raise typer.BadParameter(
+            "say whether to release the result or withhold it", param_hint="--release/--withhold"
+        )
+    _show_record(
+        as_user,
+        as_json,
+        lambda s, who: services.review_query(s, who, query_id, release=release, note=note),
+        write=True,
+    )
+
+
+def _show_record(
+    as_user: str,
+    as_json: bool,
+    act: Callable[[Session, Principal], SandboxQuery],
+    *,
+    write: bool = False,
+) -> None:
+    """Print the query ``act`` reads (or changes, with ``write``) as ``as_user`` may see it."""
     try:
         with _db() as db:
             who = _who(db, as_user)
-            with db.read() as s:
-                record = services.query_dict(services.get_query(s, who, query_id), who)
+            with db.write() if write else db.read() as s:
+                record = services.query_dict(act(s, who), who)
     except DomainError as exc:
         raise fail(exc) from None
     if as_json:

@@ -78,6 +78,9 @@ class SandboxQuery(Base):
     user_id: Mapped[str | None] = mapped_column(ID)
     username: Mapped[str] = mapped_column(String(64))
     sql: Mapped[str] = mapped_column(Text)
+    # 128 random bits: the ledger's sql_sha256 is over {"salt", "sql"}, so a public ledger does
+    # not let anyone confirm a guessed query text (None on rows written before it existed).
+    sql_salt: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16))  # domain.QueryState
     reasons: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     rules: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -94,6 +94,8 @@ class QueryRecord(BaseModel):
     asset_ids: list[str]
     username: str
     sql: str
+    sql_sha256: str  # as on the ledger: SHA-256 over {"salt": sql_salt, "sql": sql}
+    sql_salt: str | None = None
     decision: str
     state: str
     reasons: list[ReasonPublic]

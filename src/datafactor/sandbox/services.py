@@ -888,6 +888,15 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def sql_hash(sql: str, salt: str | None) -> str:
+    """SHA-256 over the canonical JSON (RFC 8785) of ``{"salt", "sql"}`` — the query text's
+    commitment on the ledger (the salt, 128 random bits kept with the query, is shown with the
+    text to whoever may read it); the bare hash of the text for a row without a salt."""
+    if salt is None:
+        return hashlib.sha256(sql.encode("utf-8")).hexdigest()
+    return hashlib.sha256(ledger.canonical_json({"salt": salt, "sql": sql})).hexdigest()
+
+
 def result_hash(columns: Sequence[str], rows: Sequence[Sequence[Any]], salt: str) -> str:
     """SHA-256 over the canonical JSON (RFC 8785) of ``{"columns", "rows", "salt"}``.
 
@@ -961,6 +970,15 @@ def _check(
         return _Checked(g, None, list(refused.reasons), None, 0, [])
     fields = _query_fields(plan, catalog)
     if not dp_on:
+        if epsilon is not None:  # asked for noise the grant does not add: say so, run nothing
+            reason = _reason(
+                "budget_query_cap",
+                "This grant answers with a minimum group size only, without differential "
+                "privacy, so a query spends no privacy budget; run it again without ε.",
+                "该授权仅以最小分组规模保护结果，不使用差分隐私，查询不消耗隐私预算；"
+                "请不指定 ε 重新运行。",
+            )
+            return _Checked(g, plan, [reason], None, 0, fields)
         return _Checked(g, plan, [], None, 0, fields)
     total = dp_to_micro(g.terms.epsilon_total or 0.0)
     budget = section("budget")
@@ -1035,6 +1053,7 @@ def _record(
             user_id=principal.user_id or None,
             username=principal.username,
             sql=sql,
+            sql_salt=secrets.token_hex(16),
         )
         session.add(row)
     now = utcnow()
@@ -1054,7 +1073,7 @@ def _record(
     row.updated_at = now
     session.flush()
     decision = ALLOWED if ran else REFUSED
-    sql_digest = hashlib.sha256(sql.encode("utf-8")).hexdigest()
+    sql_digest = sql_hash(row.sql, row.sql_salt)
     payload = {
         "query": row.id,
         "grant": g.id,
@@ -1482,6 +1501,8 @@ def query_dict(row: SandboxQuery, viewer: Principal) -> dict[str, Any]:
         "asset_ids": list(row.asset_ids or []),
         "username": row.username,
         "sql": row.sql,
+        "sql_sha256": sql_hash(row.sql, row.sql_salt),
+        "sql_salt": row.sql_salt,
         "decision": ALLOWED if ran else REFUSED,
         "state": row.state,
         "reasons": list(row.reasons or []),

@@ -280,8 +280,8 @@ def ranked(
 
 def rank_file(source: Path, unit: str, target: Path, *, memory_limit: str = "1GB") -> list[str]:
     """Write ``source`` (Parquet) to ``target`` with ``RANK_COLUMN`` added — each row's number
-    within its ``unit``, ordered by the row's other values, NULL for rows without a unit — and
-    return the columns whose value is the same on every row of a unit (NULL counting as a
+    within its ``unit``, ordered by the row's other values, NULL for rows without a unit; the
+    rows in the order of that number — and return the columns whose value is the same on every row of a unit (NULL counting as a
     value; rows without a unit are one unit here, as the general plan groups them)."""
     names = [c.name for c in _describe(source)]
     others = [n for n in names if n != unit]
@@ -307,5 +307,11 @@ def rank_file(source: Path, unit: str, target: Path, *, memory_limit: str = "1GB
         con.execute(f"SET temp_directory = {_literal(str(target.parent / 'tmp'))}")
         row = con.execute(widest).fetchone() if others else ()
         with _atomic(target) as temp:
-            con.execute(f"COPY ({select}) TO {_literal(str(temp))} (FORMAT parquet)")
+            # Ordered by the number: a row group's statistics then tell DuckDB whether every
+            # row in it is within a bound ``__rn <= L``, so a bounded read skips the groups past
+            # it and does not test the rows of the groups within it.
+            con.execute(
+                f"COPY (SELECT * FROM ({select}) ORDER BY {_quote(RANK_COLUMN)} NULLS LAST) "  # noqa: S608
+                f"TO {_literal(str(temp))} (FORMAT parquet)"
+            )
     return [n for n, most in zip(others, row or (), strict=True) if (most or 0) <= 1]

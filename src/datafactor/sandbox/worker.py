@@ -25,8 +25,10 @@ engine (``dataplane/engine.py``):
 
 Because a malicious query could still name the granted file itself (``read_parquet('<path>')``
 is allowed: the views need it), the file must hold *only* the granted columns: ``run_staged``
-reads each file's footer and refuses a file with any other column (``sources.materialise(...,
-columns=...)`` writes such projections). The worker process also has an address-space limit
+reads each file's footer (once per version of the file) and refuses a file with any other column
+(``sources.materialise(..., columns=...)`` writes such projections). The settings that do not
+depend on the data (spill folder, memory, threads) are applied to the next query's database
+while the worker is idle, and the database is closed after the reply has gone. The worker process also has an address-space limit
 (``RLIMIT_AS``: its size when the query starts plus ``memory_mb × address_space_factor +
 address_space_slack_mb``; DuckDB's own ``memory_limit`` normally stops a query first and spills
 before that), and the parent kills it with ``SIGKILL`` when the time limit passes and starts a
@@ -246,7 +248,7 @@ def _check_sources(sources: Sequence[TableSource]) -> None:
         names.add(folded)
         if not source.columns:
             raise ValueError(f"table {source.name!r} has no granted column")
-        present = pq.read_schema(source.path).names
+        present = _column_names(source.path)
         extra = [c for c in present if c not in source.columns]
         missing = [c for c in source.columns if c not in present]
         if extra or missing:
@@ -254,6 +256,28 @@ def _check_sources(sources: Sequence[TableSource]) -> None:
                 f"{source.path} must hold exactly the granted columns of {source.name!r} "
                 f"(extra {extra}, missing {missing}); project it with sources.materialise"
             )
+
+
+_footers: dict[tuple[str, int, int, int, int], tuple[str, ...]] = {}
+_footers_lock = threading.Lock()
+
+
+def _column_names(path: str) -> tuple[str, ...]:
+    """The columns of the Parquet file at ``path``, read from its footer once per version of
+    the file (its device, inode, size and modification time: a file rewritten in place or
+    replaced by another under the same name is read again)."""
+    resolved = os.path.realpath(path)
+    stat = os.stat(resolved)
+    key = (resolved, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    with _footers_lock:
+        names = _footers.get(key)
+    if names is None:
+        names = tuple(pq.read_schema(resolved).names)
+        with _footers_lock:
+            if len(_footers) >= 1024:
+                _footers.clear()
+            _footers[key] = names
+    return names
 
 
 def _quote(name: str) -> str:
@@ -276,6 +300,31 @@ class _Request:
     limits: Limits
     spill_mb: int
     address_space_mb: int
+
+    @property
+    def setup(self) -> _Setup:
+        return _Setup(self.spill_mb, self.limits.memory_mb, self.limits.threads)
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """The settings of a worker's database that do not depend on the data a query reads: a
+    worker applies the last query's to the next query's database while it is idle, and a query
+    whose limits differ applies its own before it runs."""
+
+    spill_mb: int
+    memory_mb: int
+    threads: int
+
+    def script(self, spill: Path) -> str:
+        return (
+            f"SET temp_directory = {_literal(str(spill))}; "
+            f"SET max_temp_directory_size = '{int(self.spill_mb)}MB'; "
+            "SET enable_progress_bar = false; "
+            "SET python_enable_replacements = false; "
+            f"SET memory_limit = '{int(self.memory_mb)}MB'; "
+            f"SET threads = {int(self.threads)}"
+        )
 
 
 def _classify(exc: BaseException) -> str:
@@ -326,11 +375,12 @@ def _address_space(limit_mb: int) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def _fresh_database() -> Any:
-    """An in-memory DuckDB that will not look for extensions (faster to open, too)."""
+def _fresh_database(setup: _Setup | None = None, spill: Path | None = None) -> Any:
+    """An in-memory DuckDB that will not look for extensions (faster to open, too), with
+    ``setup`` applied when given (spilling to ``spill``)."""
     import duckdb
 
-    return duckdb.connect(
+    con = duckdb.connect(
         ":memory:",
         config={
             "autoinstall_known_extensions": False,
@@ -338,66 +388,68 @@ def _fresh_database() -> Any:
             "allow_community_extensions": False,
         },
     )
+    if setup is not None and spill is not None:
+        con.execute(setup.script(spill))
+    return con
 
 
-def _run_duckdb(request: _Request, spill: Path, con: Any = None) -> tuple[str, Any]:
-    """Run one request in this worker on ``con`` (a fresh, unconfigured in-memory database,
-    closed here; a new one by default): ``("ok", ipc bytes)``, ``("rows", None)`` or
-    ``("error", kind)``."""
+def _run_duckdb(
+    request: _Request, spill: Path, con: Any, prepared: _Setup | None
+) -> tuple[str, Any]:
+    """Run one request in this worker on ``con`` (a fresh in-memory database on which
+    ``prepared`` has been applied, or none): ``("ok", ipc bytes)``, ``("rows", None)`` or
+    ``("error", kind)``. The caller closes ``con`` and empties ``spill`` afterwards (once the
+    reply is sent: closing a database takes milliseconds)."""
     import duckdb
 
     limits = request.limits
     try:
         with _address_space(request.address_space_mb):
-            if con is None:
-                con = _fresh_database()
-            try:
-                execute = con.execute
-                paths = ", ".join(_literal(str(Path(s.path).resolve())) for s in request.sources)
-                execute(f"SET allowed_paths = [{paths}]")
-                spill.mkdir(parents=True, exist_ok=True)
-                execute(f"SET temp_directory = {_literal(str(spill))}")
-                execute(f"SET max_temp_directory_size = '{int(request.spill_mb)}MB'")
-                for source in request.sources:
-                    columns = ", ".join(_quote(c) for c in source.columns)
-                    path = _literal(str(Path(source.path).resolve()))
-                    execute(
-                        f"CREATE VIEW {_quote(source.name)} AS "  # noqa: S608 - quoted names
-                        f"SELECT {columns} FROM read_parquet({path})"
-                    )
-                execute("SET enable_external_access = false")
-                execute("SET autoinstall_known_extensions = false")
-                execute("SET autoload_known_extensions = false")
-                execute("SET allow_community_extensions = false")
-                execute("SET python_enable_replacements = false")
-                execute("SET enable_progress_bar = false")
-                execute(f"SET memory_limit = '{int(limits.memory_mb)}MB'")
-                execute(f"SET threads = {int(limits.threads)}")
-                execute("SET lock_configuration = true")
+            spill.mkdir(parents=True, exist_ok=True)
+            # One script, run in order: the granted files, the views over their granted columns
+            # (created while access is on), the limits, then access off and the configuration
+            # locked, so nothing after can undo any of it.
+            script = [
+                "SET allowed_paths = ["
+                + ", ".join(_literal(str(Path(s.path).resolve())) for s in request.sources)
+                + "]"
+            ]
+            for source in request.sources:
+                columns = ", ".join(_quote(c) for c in source.columns)
+                path = _literal(str(Path(source.path).resolve()))
+                script.append(
+                    f"CREATE VIEW {_quote(source.name)} AS "  # noqa: S608 - quoted names
+                    f"SELECT {columns} FROM read_parquet({path})"
+                )
+            if request.setup != prepared:
+                script.append(request.setup.script(spill))
+            script += [
+                "SET enable_external_access = false",
+                "SET autoinstall_known_extensions = false",
+                "SET autoload_known_extensions = false",
+                "SET allow_community_extensions = false",
+                "SET lock_configuration = true",
+            ]
+            con.execute("; ".join(script))
 
-                statements = con.extract_statements(request.sql)
-                if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-                    return ("error", _STATEMENT)
-                relation = con.sql(statements[0].query)
-                reader = relation.to_arrow_reader(4096)
-                batches: list[pa.RecordBatch] = []
-                rows = 0
-                for batch in reader:
-                    rows += batch.num_rows
-                    if rows > limits.max_result_rows:
-                        return ("rows", None)
-                    batches.append(batch)
-                table = pa.Table.from_batches(batches, schema=reader.schema)
-                sink = pa.BufferOutputStream()
-                with pa.ipc.new_stream(sink, table.schema) as writer:
-                    writer.write_table(table)
-                return ("ok", sink.getvalue().to_pybytes())
-            finally:
-                con.close()
+            statements = con.extract_statements(request.sql)
+            if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+                return ("error", _STATEMENT)
+            reader = con.sql(statements[0].query).to_arrow_reader(4096)
+            batches: list[pa.RecordBatch] = []
+            rows = 0
+            for batch in reader:
+                rows += batch.num_rows
+                if rows > limits.max_result_rows:
+                    return ("rows", None)
+                batches.append(batch)
+            table = pa.Table.from_batches(batches, schema=reader.schema)
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            return ("ok", sink.getvalue().to_pybytes())
     except Exception as exc:  # every failure becomes a class, never a message
         return ("error", _classify(exc))
-    finally:
-        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _serve(fd: int, spill_root: str) -> None:
@@ -406,7 +458,9 @@ def _serve(fd: int, spill_root: str) -> None:
 
     conn = Connection(fd)
     spill = Path(spill_root) / f"worker-{os.getpid()}"
-    # Opening a DuckDB database takes 15-30 ms, so the next query's is opened while idle.
+    # Opening a DuckDB database takes 15-30 ms, so the next query's is opened (and set up as
+    # the last query's was) while idle, after the reply has gone.
+    prepared: _Setup | None = None
     con = _fresh_database()
     conn.send(("ready", os.getpid()))
     try:
@@ -418,10 +472,15 @@ def _serve(fd: int, spill_root: str) -> None:
             # A watchdog of its own: if the parent died while this query runs, nobody would
             # kill it (SIGALRM's default action ends the process).
             signal.alarm(int(request.limits.seconds) + 10)
-            reply = _run_duckdb(request, spill, con)
-            signal.alarm(0)
-            conn.send(reply)
-            con = _fresh_database()
+            try:
+                reply = _run_duckdb(request, spill, con, prepared)
+                signal.alarm(0)
+                conn.send(reply)
+            finally:
+                con.close()
+                shutil.rmtree(spill, ignore_errors=True)
+            prepared = request.setup
+            con = _fresh_database(prepared, spill)
     finally:
         shutil.rmtree(spill, ignore_errors=True)
 
