@@ -1615,7 +1615,8 @@ def _single_pass_sql(
     rank = f"{first.alias}.{_quote(RANK_COLUMN)}"
     # Rows without a unit have no number (``sources.rank_file``): never a unit's first row, and
     # with dp not read at all.
-    first_row = f"CAST(COALESCE(SUM(CASE WHEN {rank} = 1 THEN 1 ELSE 0 END), 0) AS BIGINT)"
+    # (An aggregate FILTER, not SUM(CASE …): DuckDB skips the rows instead of adding zeros.)
+    first_row = f"CAST(COUNT(*) FILTER (WHERE {rank} = 1) AS BIGINT)"
     cols = [f"{k.key_sql} AS {_quote(k.name)}" for k in keys]
     cols.append(f"{first_row} AS __units")
     for output in outputs:
