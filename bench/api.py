@@ -556,7 +556,9 @@ def run(args: argparse.Namespace) -> Section:
     )
     notes = [
         "Every request resolves the token against the database (hash lookup, revocation, expiry, "
-        "user active, party status) — nothing about the token is cached between requests.",
+        "user active, party status) — nothing about the token is cached between requests (only "
+        "the permissions a set of scopes, roles, party kind and status gives, a pure function "
+        "of them).",
         "wrk's percentiles are measured from wrk's own send time on open connections "
         "(closed-loop load), so they do not include queueing that an open-loop client would see.",
         '"Server CPU per request" is the CPU time of the server\'s processes divided by the '

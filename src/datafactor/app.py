@@ -2,7 +2,9 @@
 
 ``create_app`` wires settings, the database, templates, middleware (request id, locale, security
 headers) and every domain's routers. Domains contribute an ``api.router`` and a ``views.router``;
-nothing else about a domain is known here.
+nothing else about a domain is known here except the registry's public certificate lookup, whose
+cached answers a middleware of the registry sends before routing
+(``registry.api.VerificationShortcut``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from anyio import to_thread
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
@@ -91,10 +94,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.templates = make_templates()
     problems.install(app)
 
-    app.add_middleware(
-        RequestContextMiddleware, default_locale=settings.default_locale, lang_cookie=LANG_COOKIE
-    )
-
     # Each domain's API is included in the app itself under /api/v1, not through one /api/v1
     # router: FastAPI checks an included router's routes-version by walking every route of every
     # router below it, at each match — twice per request — so one /api/v1 router holding all the
@@ -151,6 +150,19 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         routing.guard(views, routing.heads(views, ""))
         app.include_router(views, dependencies=strict)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # The public certificate lookup answers cached verifications before routing (the
+    # registry's hottest path); inside the request context, so its responses carry the same
+    # request id and security headers. The last middleware added is the outermost.
+    (verify_route,) = (
+        r
+        for r in registry_api.router.routes
+        if isinstance(r, APIRoute) and r.endpoint is registry_api.verify
+    )
+    app.add_middleware(registry_api.VerificationShortcut, path=API_PREFIX + verify_route.path)
+    app.add_middleware(
+        RequestContextMiddleware, default_locale=settings.default_locale, lang_cookie=LANG_COOKIE
+    )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

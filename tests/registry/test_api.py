@@ -240,6 +240,49 @@ def test_public_verification_follows_every_change_of_the_right(
     assert client.get(url).json()["status"] == "pledged"
 
 
+def test_a_repeated_lookup_answers_exactly_as_the_first(
+    client, clock, db, settings, enterprise, operator
+):
+    """A lookup answered from the cache (before routing) carries the same body and headers as
+    the one that computed it: the caller's request id, the security headers; a query parameter,
+    another method or an unknown number are refused as the route refuses them."""
+    from registry_support import drive_to_certified, initial, new_asset
+
+    from datafactor.registry import services as registry
+    from datafactor.registry.models import RegistryCertificate
+
+    owner, registrar = principal(db, enterprise), principal(db, operator)
+    asset_id = new_asset(db, owner, scanned_version(db, settings, owner))
+    issuer = registry.issuer_for(settings)
+    _, holding, day = drive_to_certified(db, owner, registrar, initial(db, asset_id), issuer, TODAY)
+    with db.read() as s:
+        number = s.scalars(
+            select(RegistryCertificate.number).where(RegistryCertificate.right_id == holding)
+        ).one()
+    clock["today"] = day
+    url = f"/api/v1/registry/verify/{number}"
+
+    def lookup(rid: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        r = client.get(url, headers={"X-Request-ID": rid, "Accept-Language": "en"})
+        return r.status_code, r.content, r.headers.raw
+
+    first, again = lookup("first-lookup"), lookup("again")
+    assert first[0] == again[0] == 200 and first[1] == again[1]
+    assert [h for h in first[2] if h[0] != b"x-request-id"] == [
+        h for h in again[2] if h[0] != b"x-request-id"
+    ]
+    assert (b"x-request-id", b"again") in again[2]
+    assert (b"x-frame-options", b"DENY") in again[2]
+    assert (b"content-type", b"application/json") in again[2]
+
+    typo = client.get(url, params={"nuber": number})
+    assert typo.status_code == 400 and typo.json()["type"].endswith("/unknown-query-parameter")
+    assert typo.headers["content-type"] == "application/problem+json"
+    assert client.post(url).status_code == 405
+    unknown = client.get("/api/v1/registry/verify/GX-DR-2026-000777")
+    assert unknown.status_code == 404 and "REG-CERT-NUMBER" in unknown.text
+
+
 def test_only_writes_a_verification_reads_bump_the_registry_revision(db, enterprise):
     from datafactor.identity.models import Party
     from datafactor.registry.models import RegistryAsset, RegistryRevision

@@ -10,6 +10,7 @@ when they refuse (a wrong password raises the failure counter) return an outcome
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import secrets
@@ -970,6 +971,19 @@ async def authenticate_token(db: Database, secret: str) -> Principal:
     return _token_principal(await db.lookup(_RESOLVE_TOKEN, {"token_hash": digest}), digest)
 
 
+@functools.lru_cache(maxsize=1024)
+def _token_grants(
+    token_scopes: tuple[str, ...], user_roles: tuple[str, ...], party_kind: str, verified: bool
+) -> tuple[frozenset[Role], frozenset[Permission]]:
+    """A token's roles and permissions: the same derivation as principal_for(), from the
+    selected columns. A pure function of its arguments (the grants are code), so memoised: the
+    derivation was about a tenth of an authenticated API request under cProfile. The token
+    itself (revocation, expiry, user, party status) is still checked on every request."""
+    scopes = frozenset(Permission(s) for s in token_scopes if s in Permission._value2member_map_)
+    roles = frozenset(Role(r) for r in user_roles)
+    return roles, effective_permissions(party_kind, verified, roles) & scopes
+
+
 def _token_principal(row: Any, digest: str) -> Principal:
     if row is None or not hmac.compare_digest(row[1], digest):
         raise Unauthenticated(N_("The API token is not valid."), code="invalid-token")
@@ -993,17 +1007,16 @@ def _token_principal(row: Any, digest: str) -> Principal:
         raise Unauthenticated(N_("The API token expired; create a new one."), code="token-expired")
     if not is_active:
         raise Unauthenticated(N_("The token's user is deactivated."), code="user-inactive")
-    # The same derivation as principal_for(), from the selected columns.
-    scopes = frozenset(Permission(s) for s in token_scopes if s in Permission._value2member_map_)
-    roles = frozenset(Role(r) for r in user_roles)
-    held = effective_permissions(party_kind, party_status == PartyStatus.VERIFIED, roles)
+    roles, permissions = _token_grants(
+        tuple(token_scopes), tuple(user_roles), party_kind, party_status == PartyStatus.VERIFIED
+    )
     return Principal(
         user_id=user_id,
         username=username,
         party_id=party_id,
         party_kind=party_kind,
         roles=roles,
-        permissions=held & scopes,
+        permissions=permissions,
         via="token",
         token_id=token_id,
     )

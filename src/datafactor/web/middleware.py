@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from http.cookies import SimpleCookie
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datafactor import context
@@ -23,6 +22,10 @@ SECURITY_HEADERS = {
         "script-src 'self'; frame-ancestors 'none'; form-action 'self'"
     ),
 }
+_RAW_SECURITY_HEADERS = tuple(
+    (key.lower().encode("latin-1"), value.encode("latin-1"))
+    for key, value in SECURITY_HEADERS.items()
+)
 
 
 class RequestContextMiddleware:
@@ -48,13 +51,24 @@ class RequestContextMiddleware:
         )
         scope.setdefault("state", {})["request_id"] = rid
 
+        raw_rid = rid.encode("latin-1")
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                out = MutableHeaders(scope=message)
-                out["X-Request-ID"] = rid
-                for key, value in SECURITY_HEADERS.items():
-                    if key not in out:
-                        out[key] = value
+                # The raw header list as starlette's MutableHeaders would leave it (the request
+                # id replaces one the app set, in its place; a security header the app set is
+                # kept), without its scan of the list per header.
+                raw = list(message.get("headers", ()))
+                names = {name for name, _ in raw}
+                if b"x-request-id" in names:
+                    at = [i for i, (name, _) in enumerate(raw) if name == b"x-request-id"]
+                    raw[at[0]] = (b"x-request-id", raw_rid)
+                    for i in reversed(at[1:]):
+                        del raw[i]
+                else:
+                    raw.append((b"x-request-id", raw_rid))
+                raw += [pair for pair in _RAW_SECURITY_HEADERS if pair[0] not in names]
+                message["headers"] = raw
             await send(message)
 
         rid_token, locale_token = context.request_id.set(rid), context.locale.set(locale)
