@@ -153,3 +153,30 @@ def test_audit_visibility(client, db, enterprise, other_enterprise, regulator):
     staff = make_actor(db, PartyKind.ENTERPRISE, roles=("staff",))
     r = client.get("/api/v1/audit/events", headers=bearer(client, staff))
     assert r.status_code == 403
+
+
+def test_a_large_batch_of_events_makes_one_unbroken_chain(db):
+    """``record_many`` takes any number of events in one go (a sweep's): all written, chained,
+    and the head moved to the last one — PostgreSQL's limit of parameters per statement
+    notwithstanding."""
+    before = count(db)
+    with db.write() as s:
+        events = audit.record_many(
+            s,
+            [
+                {
+                    "actor": None,
+                    "action": "test:batch",
+                    "object_type": "test",
+                    "object_id": str(i),
+                    "summary": f"event {i}",
+                    "party_id": None,
+                    "reasons": ["T-1"],
+                }
+                for i in range(5_100)
+            ],
+        )
+    assert [e.object_id for e in events[:2]] == ["0", "1"]
+    assert count(db) == before + 5_100
+    report = chain(db)
+    assert report.ok and report.head_seq == events[-1].seq, report

@@ -37,18 +37,19 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Concatenate, Final, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from datafactor import audit, identity, inbox, ledger
-from datafactor.db import CHINA, utcnow
+from datafactor.db import CHINA, new_id, utcnow
 from datafactor.errors import N_
 from datafactor.exchange import listings, pdf, settle
 from datafactor.exchange.domain import (
@@ -78,6 +79,7 @@ from datafactor.exchange.models import (
     ExchangeSerial,
 )
 from datafactor.exchange.rulebook import exchange_rules
+from datafactor.fastsql import Plan, Raw, Rows
 from datafactor.permissions import Permission, Principal
 
 P = Permission
@@ -208,7 +210,7 @@ class ContractDraft:
     how long, and the escrow hold that secures the price."""
 
     kind: TradeKind
-    listing: ExchangeListing
+    listing: ExchangeListing | listings.TradeListing  # the mall order's: its locked row's columns
     buyer_id: str
     quantity: int
     price_fen: int  # per unit
@@ -346,7 +348,50 @@ def show_time(moment: datetime | None) -> str:
 
 def document_hash(document: Mapping[str, Any]) -> str:
     """SHA-256 of the document's RFC 8785 canonical JSON (what every party signs)."""
-    return hashlib.sha256(ledger.canonical_json(dict(document))).hexdigest()
+    return hashlib.sha256(canonical_document(document)).hexdigest()
+
+
+def canonical_document(document: Mapping[str, Any]) -> bytes:
+    """``ledger.canonical_json(document)``, by the json module's C encoder when it writes the
+    same bytes: every trade hashes its contract's document, and the pure-Python canonical form
+    cost more than the rest of drawing it up. They agree when the document holds only plain
+    dicts with ASCII keys (code-point and UTF-16 order are then the same), lists, plain strings
+    (both escape exactly ``"``, ``\\`` and the controls, the same way), bools, None and
+    integers within ±2**53; anything else (a float, a larger integer, a non-ASCII key, a
+    subclass, a lone surrogate) goes to ``ledger.canonical_json``."""
+    if _plain_json(document):
+        try:
+            return json.dumps(
+                document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            ).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the canonical form refuses it
+    return ledger.canonical_json(dict(document))
+
+
+_SAFE_INT: Final = 2**53
+
+
+def _plain_json(value: object) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict:
+            for key, inner in item.items():  # type: ignore[attr-defined]
+                if type(key) is not str or not key.isascii():
+                    return False
+                stack.append(inner)
+        elif kind is list:
+            stack.extend(item)  # type: ignore[arg-type]
+        elif kind is int:
+            if not -_SAFE_INT <= item <= _SAFE_INT:  # type: ignore[operator]
+                return False
+        else:
+            return False
+    return True
 
 
 def required_roles(contract: ExchangeContract) -> tuple[str, ...]:
@@ -460,7 +505,7 @@ def _audits_last(session: Session) -> Iterator[None]:
     except BaseException:
         session.info.pop(_PENDING_AUDIT, None)
         raise
-    audit.record_many(session, session.info.pop(_PENDING_AUDIT))
+    audit.append(session, session.info.pop(_PENDING_AUDIT))
 
 
 def record_audit(session: Session, **record: Any) -> None:
@@ -500,14 +545,17 @@ _BUMP_SERIAL: Final = (
 )
 
 
+_BUMP_SERIAL_PLAN: Final = Plan(_BUMP_SERIAL)
+
+
 def next_serial(session: Session, kind: str, year: int) -> int:
     """The next serial of ``kind`` in ``year`` from the row-locked counter: one statement when
     the row exists; the row stays locked until commit, so numbers have no gaps. Every trade
     takes the year's counters, so callers take them as late in their transaction as they can."""
     params = {"s_kind": kind, "s_year": year}
-    found = session.execute(_BUMP_SERIAL, params).scalar_one_or_none()
-    if found is not None:
-        return int(found)
+    bumped = Raw.of(session).first(_BUMP_SERIAL_PLAN, params)
+    if bumped is not None:
+        return int(bumped[0])
     try:
         with session.begin_nested():
             session.add(ExchangeSerial(kind=kind, year=year, last_serial=0))
@@ -542,15 +590,22 @@ def _check_draft(draft: ContractDraft) -> None:
 
 
 def _records(
-    session: Session, listing: ExchangeListing, cards: Mapping[str, Any]
+    session: Session,
+    listing: ExchangeListing | listings.TradeListing,
+    cards: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The Data Security Law art. 33 records the trade rests on: both parties verified, the
-    seller's declaration (statement of data source) and the listing's review record."""
-    review = session.scalar(
-        select(ExchangeListingReview.id)
-        .where(ExchangeListingReview.listing_id == listing.id)
-        .order_by(ExchangeListingReview.created_at.desc(), ExchangeListingReview.id.desc())
-        .limit(1)
+    seller's declaration (statement of data source) and the listing's review record (the mall
+    order's listing was read with it)."""
+    review = (
+        listing.review_id
+        if isinstance(listing, listings.TradeListing)
+        else session.scalar(
+            select(ExchangeListingReview.id)
+            .where(ExchangeListingReview.listing_id == listing.id)
+            .order_by(ExchangeListingReview.created_at.desc(), ExchangeListingReview.id.desc())
+            .limit(1)
+        )
     )
     declaration = (
         hashlib.sha256(ledger.canonical_json(dict(listing.declaration))).hexdigest()
@@ -703,6 +758,183 @@ def open_contract(
     return contract
 
 
+# A contract starts in one of these; its deadline then counts from the moment it was drawn up.
+OPENING_STATES: Final = frozenset({S.REQUESTED, S.OFFERED, S.ACCEPTED})
+
+
+def _opening_deadline(state: ContractState, now: datetime) -> datetime:
+    return now + timedelta(days=_days(state.value))
+
+
+# The mall order's contract is drawn up by ``open_mall_contract`` with compiled statements
+# (``fastsql``): every trade writes one, and the ORM's unit of work cost more CPU than the rest
+# of the trade. The rows, the document and its hash are the ones ``open_contract`` writes.
+_CONTRACT_COLUMNS: Final = (
+    "id",
+    "number",
+    "state",
+    "kind",
+    "listing_id",
+    "order_id",
+    "negotiation_id",
+    "auction_id",
+    "asset_id",
+    "seller_id",
+    "buyer_id",
+    "broker_id",
+    "quantity",
+    "price_fen",
+    "amount_fen",
+    "channels",
+    "policy",
+    "term_start",
+    "term_end",
+    "cross_border",
+    "deadline_at",
+    "document",
+    "document_hash",
+    "hold_id",
+    "reason",
+    "rules",
+    "created_at",
+    "updated_at",
+)
+CONTRACT_ROWS: Final = Rows(cast(Table, ExchangeContract.__table__), _CONTRACT_COLUMNS)
+_EVENT_COLUMNS: Final = (
+    "contract_id",
+    "action",
+    "source",
+    "target",
+    "actor_user_id",
+    "actor_party_id",
+    "actor_name",
+    "reason",
+    "reason_params",
+    "rules",
+    "ledger_index",
+    "at",
+)
+EVENT_ROWS: Final = Rows(cast(Table, ExchangeContractEvent.__table__), _EVENT_COLUMNS)
+
+
+@dataclass(frozen=True)
+class OpenedContract:
+    """What ``open_mall_contract`` wrote that its order reads back."""
+
+    id: str
+    number: str
+    state: str
+    price_fen: int
+    rules: list[str]
+    deadline_at: datetime
+    note: inbox.Note  # the parties' message, for the caller to send with its own
+    # The contract's row and its first history row, for the caller to insert with its own.
+    rows: list[tuple[Rows, list[dict[str, Any]]]]
+
+
+def open_mall_contract(
+    session: Session, raw: Raw, draft: ContractDraft, *, actor: Principal | None, now: datetime
+) -> OpenedContract:
+    """``open_contract`` for the mall order (inside ``place_order``, whose audit records are
+    held back to its end): the same checks, document, number, rows, history and audit records.
+    The contract's rows (``rows``) and the parties' message (``note``) are returned for the
+    order to write with its own, in one statement on PostgreSQL: every trade holds the year's
+    counters from here to its commit, so each round trip after this one is one more that all
+    trades wait for."""
+    _check_draft(draft)
+    listing = draft.listing
+    # Everything the document reads comes before the year's counter is taken (held to commit).
+    document = build_document(session, draft, None, now)
+    year = china_day(now).year
+    bumped = raw.first(_BUMP_SERIAL_PLAN, {"s_kind": SERIAL_KIND, "s_year": year})
+    serial = int(bumped[0]) if bumped is not None else next_serial(session, SERIAL_KIND, year)
+    contract_number = document["number"] = number("DC", year, serial)
+    contract_id = new_id()
+    rules = [rule_id("contract_transition"), rule_id("contract_records")]
+    deadline = _opening_deadline(draft.state, now)
+    contract_row: dict[str, Any] = {
+        "id": contract_id,
+        "number": contract_number,
+        "state": draft.state.value,
+        "kind": draft.kind.value,
+        "listing_id": listing.id,
+        "order_id": draft.order_id,
+        "negotiation_id": draft.negotiation_id,
+        "auction_id": draft.auction_id,
+        "asset_id": listing.asset_id,
+        "seller_id": listing.seller_id,
+        "buyer_id": draft.buyer_id,
+        "broker_id": draft.broker_id,
+        "quantity": draft.quantity,
+        "price_fen": draft.price_fen,
+        "amount_fen": draft.amount_fen,
+        "channels": list(draft.channels),
+        "policy": draft.policy,
+        "term_start": draft.term_start,
+        "term_end": draft.term_end,
+        "cross_border": draft.cross_border,
+        "deadline_at": deadline,
+        "document": document,
+        "document_hash": document_hash(document),
+        "hold_id": draft.hold_id,
+        "reason": "",
+        "rules": rules,
+        "created_at": now,
+        "updated_at": now,
+    }
+    event_row: dict[str, Any] = {
+        "contract_id": contract_id,
+        "action": (A.OFFER if draft.state is S.OFFERED else A.ACCEPT).value,
+        "source": None,
+        "target": draft.state.value,
+        "actor_user_id": (actor.user_id or None) if actor else None,
+        "actor_party_id": (actor.party_id or None) if actor else None,
+        "actor_name": actor.username if actor else SYSTEM,
+        "reason": "",
+        "reason_params": None,
+        "rules": list(dict.fromkeys(rules)),
+        "ledger_index": None,
+        "at": now,
+    }
+    involved = sorted({p for p in (listing.seller_id, draft.buyer_id, draft.broker_id) if p})
+    summary = f"Contract {contract_number} drawn up ({draft.state})"
+    for party in involved:
+        record_audit(
+            session,
+            actor=actor,
+            action="exchange:contract:open",
+            object_type="exchange_contract",
+            object_id=contract_id,
+            summary=summary,
+            party_id=party,
+            reasons=[],
+            actor_name=None if actor else SYSTEM,
+        )
+    note = inbox.Note(
+        involved,
+        kind=KIND,
+        message=MSG_OPENED,
+        params={
+            "number": contract_number,
+            "title": listing.title,
+            "amount": str(draft.amount_fen),
+            "deadline": show_time(deadline),
+        },
+        link=f"/exchange/contracts/{contract_id}",
+        at=utcnow(),
+    )
+    return OpenedContract(
+        contract_id,
+        contract_number,
+        draft.state.value,
+        draft.price_fen,
+        rules,
+        deadline,
+        note,
+        [(CONTRACT_ROWS, [contract_row]), (EVENT_ROWS, [event_row])],
+    )
+
+
 # ----------------------------------------------------------------------------------- moving
 
 
@@ -710,8 +942,8 @@ def _deadline(contract: ExchangeContract, state: ContractState, now: datetime) -
     """When ``state``'s deadline passes for ``contract`` entering it at ``now``."""
     if state in FINAL_CONTRACT_STATES:
         return None
-    if state in (S.REQUESTED, S.OFFERED, S.ACCEPTED):
-        return now + timedelta(days=_days(state.value))
+    if state in OPENING_STATES:
+        return _opening_deadline(state, now)
     if state is S.SIGNED:
         return max(now, day_start(contract.term_start))
     if state is S.ACTIVE:

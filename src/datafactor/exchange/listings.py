@@ -48,12 +48,28 @@ import itertools
 import json
 import re
 import unicodedata
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import Text, and_, case, cast, false, func, literal, or_, select, true
+import sqlalchemy as sa
+from sqlalchemy import (
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -82,9 +98,11 @@ from datafactor.exchange.models import (
     ExchangeListing,
     ExchangeListingEvent,
     ExchangeListingReview,
+    ExchangeOrder,
     ExchangeSerial,
 )
 from datafactor.exchange.rulebook import exchange_rules
+from datafactor.fastsql import Plan, Raw
 from datafactor.permissions import Permission, Principal
 from datafactor.policy import DF_NS, ODRL_CONTEXT, PolicyError, Prohibition, parse_policy
 from datafactor.policy import Permission as PolicyPermission
@@ -458,10 +476,14 @@ def require_reader(principal: Principal) -> None:
 # --- text hygiene -----------------------------------------------------------------------------
 
 
+# The characters of Unicode's category Cc (control): U+0000–U+001F and U+007F–U+009F.
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def plain_id(value: object) -> bool:
     """Whether ``value`` can be an id at all: a string without control characters (PostgreSQL
     refuses a NUL in any text, so such an input must never reach a query)."""
-    return isinstance(value, str) and not any(unicodedata.category(ch) == "Cc" for ch in value)
+    return isinstance(value, str) and _CONTROL.search(value) is None
 
 
 def clean_line(text: str) -> str:
@@ -2402,6 +2424,281 @@ def take_quantity(session: Session, listing: ExchangeListing, quantity: int) -> 
         )
     listing.remaining_quantity -= quantity
     session.flush()
+
+
+# --- the trade's hot path ---------------------------------------------------------------------
+#
+# ``trade_listing`` is ``tradable_listing(..., lock=True)`` for the mall order, which every trade
+# runs: one compiled statement (``fastsql``) locks the listing's row and reads, with it, the
+# buyer's and the seller's party rows, the registry's revision and the listing's latest review —
+# where the ORM path read them in seven statements — and the checks run in Python in the same
+# order, with the same refusals. The registry's part (the seller's right in force, its
+# certificate active, the product not core data) is cached per database under the registry's
+# revision counter, which every write of a right, certificate, asset or lineage link bumps in
+# its transaction (``registry.models.RegistryRevision``): a check that passed at the revision
+# read in this transaction holds for everything that revision covers, so it is re-run only when
+# the registry changed (or the day did).
+
+_L: Table = ExchangeListing.__table__  # type: ignore[assignment]
+_REVIEW: Table = ExchangeListingReview.__table__  # type: ignore[assignment]
+# The registry's and identity's tables, named here rather than imported: their surfaces offer no
+# Core selectable, and the trade reads one column of the first and a party's card of the second.
+_REVISION = sa.table("registry_revision", sa.column("id"), sa.column("value"))
+_PARTY_COLUMNS: Final = (
+    "id",
+    "kind",
+    "service_role",
+    "name",
+    "name_en",
+    "code_type",
+    "code",
+    "country",
+    "status",
+)
+_PARTY = sa.table("party", *(sa.column(c) for c in _PARTY_COLUMNS))
+_BUYER = _PARTY.alias("buyer_party")
+_SELLER = _PARTY.alias("seller_party")
+_TRADE_COLUMNS: Final = (
+    "id",
+    "number",
+    "state",
+    "asset_id",
+    "right_id",
+    "certificate_number",
+    "seller_id",
+    "broker_id",
+    "kind",
+    "title",
+    "title_en",
+    "price_model",
+    "price_fen",
+    "period",
+    "channels",
+    "term_days",
+    "contract_policy",
+    "access",
+    "total_quantity",
+    "remaining_quantity",
+    "cross_border",
+    "declaration",
+    "declared_at",
+)
+_TRADE_LISTING: Final = Plan(
+    select(
+        *(_L.c[name] for name in _TRADE_COLUMNS),
+        select(_REVISION.c.value).where(_REVISION.c.id == 1).scalar_subquery().label("revision"),
+        select(_REVIEW.c.id)
+        .where(_REVIEW.c.listing_id == _L.c.id)
+        .order_by(_REVIEW.c.created_at.desc(), _REVIEW.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("review_id"),
+        *(_BUYER.c[name] for name in _PARTY_COLUMNS),
+        *(_SELLER.c[name] for name in _PARTY_COLUMNS),
+    )
+    .select_from(_L)
+    .outerjoin(_BUYER, _BUYER.c.id == bindparam("buyer"))
+    .outerjoin(_SELLER, _SELLER.c.id == _L.c.seller_id)
+    .where(_L.c.id == bindparam("listing_id"))
+    .with_for_update(of=_L)
+)
+# PostgreSQL, once the listing's lock is held: the lock statement read the registry's revision and
+# the seller's row in its snapshot, taken before it waited for the lock (only the locked row is
+# re-read then), so a right moved or a seller suspended while the trade queued behind another
+# would go unseen — and the registry's checks cached under the old revision would pass. This
+# reads them again, with the order a twin may have placed under the same key meanwhile (which
+# ``place_order`` looked up after the lock anyway: no round trip more).
+_ORDER: Table = ExchangeOrder.__table__  # type: ignore[assignment]
+_AFTER_LOCK: Final = Plan(
+    select(
+        select(_REVISION.c.value).where(_REVISION.c.id == 1).scalar_subquery().label("revision"),
+        select(_ORDER.c.id)
+        .where(
+            _ORDER.c.buyer_id == bindparam("buyer"), _ORDER.c.idempotency_key == bindparam("key")
+        )
+        .scalar_subquery()
+        .label("placed_id"),
+        *(_SELLER.c[name] for name in _PARTY_COLUMNS),
+    ).select_from(
+        select(literal(1).label("one"))
+        .subquery("one")
+        .outerjoin(_SELLER, _SELLER.c.id == bindparam("seller"))
+    )
+)
+_TAKE_LICENCES: Final = Plan(
+    update(_L)
+    .where(_L.c.id == bindparam("listing_id"))
+    .values(remaining_quantity=bindparam("remaining"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PartyRow:
+    """A party's card as the trade reads it (what ``party_row`` holds for the unit of work)."""
+
+    id: str
+    kind: str
+    service_role: str | None
+    name: str
+    name_en: str
+    code_type: str
+    code: str
+    country: str
+    status: str
+
+
+@dataclass(slots=True)
+class TradeListing:
+    """The locked listing of a mall order: the columns the order, its contract and its document
+    read (the same names as ``ExchangeListing``'s), and the latest review's id."""
+
+    id: str
+    number: str
+    state: str
+    asset_id: str
+    right_id: str
+    certificate_number: str
+    seller_id: str
+    broker_id: str | None
+    kind: str
+    title: str
+    title_en: str
+    price_model: str
+    price_fen: int
+    period: str | None
+    channels: list[str]
+    term_days: int
+    contract_policy: dict[str, Any]
+    access: dict[str, Any]
+    total_quantity: int | None
+    remaining_quantity: int | None
+    cross_border: bool
+    declaration: dict[str, Any] | None
+    declared_at: datetime | None
+    review_id: str | None
+    # PostgreSQL: the order the buyer's key placed while this one waited for the lock, if any.
+    placed_id: str | None = None
+
+
+def _audience_allows(access: Mapping[str, Any] | None, viewer: Principal, verified: bool) -> bool:
+    """``_audience_clause`` evaluated on a row already read (the two must agree): a public
+    listing; for a verified viewer also one for verified parties, and one naming its party (the
+    access document's JSON text holds the party id in quotes)."""
+    audience = access.get("audience") if isinstance(access, Mapping) else None
+    if audience == "public":
+        return True
+    if not verified:
+        return False
+    if audience == "verified":
+        return True
+    return audience == "parties" and f'"{viewer.party_id}"' in json.dumps(access)
+
+
+# (revision, right, seller, asset, day) → the registry's checks passed; per database.
+_REGISTRY_PASSED: Final[weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], bool]]] = (
+    weakref.WeakKeyDictionary()
+)
+_REGISTRY_PASSED_MAX: Final = 4096
+
+
+def _registry_checks(session: Session, listing: TradeListing, on: date) -> None:
+    """The seller's right and certificate (``check_seller_right``) and the core-data refusal."""
+    check_seller_right(session, listing, on)  # type: ignore[arg-type]
+    facts = registry.asset_facts(session, listing.asset_id)
+    if facts is not None and facts.grade == discovery.Grade.CORE.value:
+        raise ExchangeForbidden(MSG_CORE, rule=_rid("listing_core"))
+
+
+def trade_listing(
+    session: Session, raw: Raw, listing_id: str, *, buyer: Principal, on: date, key: str = ""
+) -> TradeListing:
+    """``tradable_listing(session, listing_id, buyer=buyer, on=on, lock=True)`` for the mall
+    order (see above): the same refusals in the same order; the listing's row locked. On
+    PostgreSQL ``placed_id`` is the order the buyer's ``key`` names once the lock is held."""
+    if not plain_id(listing_id):
+        raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
+    row = raw.first(_TRADE_LISTING, {"listing_id": listing_id, "buyer": buyer.party_id or ""})
+    if row is None:
+        raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
+    n = len(_TRADE_COLUMNS)
+    listing = TradeListing(*row[:n], review_id=row[n + 1])  # type: ignore[misc]
+    revision = row[n]
+    width = len(_PARTY_COLUMNS)
+    buyer_row = PartyRow(*row[n + 2 : n + 2 + width]) if row[n + 2] is not None else None
+    seller_row = PartyRow(*row[n + 2 + width :]) if row[n + 2 + width] is not None else None
+    if not raw.is_sqlite:  # what may have changed while the lock was awaited (see above)
+        after = raw.first(
+            _AFTER_LOCK,
+            {"buyer": buyer.party_id or "", "key": key, "seller": listing.seller_id},
+        )
+        if after is not None:  # one row always
+            revision, listing.placed_id = after[0], after[1]
+            seller_row = PartyRow(*after[2:]) if after[2] is not None else None
+    # What ``party_row`` would have read: the contract's cards come from these.
+    held: dict[str, Any] = session.info.setdefault(_PARTIES, {})
+    if buyer.party_id and plain_id(buyer.party_id):
+        held[buyer.party_id] = buyer_row
+    if listing.seller_id and plain_id(listing.seller_id):
+        held[listing.seller_id] = seller_row
+    buyer_info = party_info(session, buyer.party_id)
+    verified = buyer.can(P.EXCHANGE_LISTING_READ) and buyer_info is not None and buyer_info.verified
+    visible = (
+        listing.state in ONCE_PUBLISHED and _audience_allows(listing.access, buyer, verified)
+    ) or (bool(buyer.party_id) and listing.seller_id == buyer.party_id)
+    if not visible:
+        raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
+    buyer_rule = _rid("listing_buyer")
+    if buyer_info is None or not buyer_info.verified:
+        raise ExchangeForbidden(MSG_BUYER_UNVERIFIED, rule=buyer_rule)
+    if buyer.party_id == listing.seller_id:
+        raise ExchangeForbidden(MSG_BUYER_SELLER, rule=buyer_rule, number=listing.number)
+    state = ListingState(listing.state)
+    if state is not ListingState.PUBLISHED:
+        raise ExchangeStateConflict(
+            MSG_NOT_LISTED,
+            rule=_rid("listing_state"),
+            number=listing.number,
+            state=state.value,
+        )
+    seller = party_info(session, listing.seller_id)
+    if seller is None or not seller.verified:
+        raise ExchangeStateConflict(
+            MSG_SELLER_SUSPENDED, rule=_rid("listing_seller"), number=listing.number
+        )
+    if revision is None:  # no counter to key the cache by: check every time
+        _registry_checks(session, listing, on)
+        return listing
+    bind = session.get_bind()
+    passed = _REGISTRY_PASSED.get(bind)
+    if passed is None:
+        passed = _REGISTRY_PASSED[bind] = {}
+    checked = (int(revision), listing.right_id, listing.seller_id, listing.asset_id, on)
+    if checked not in passed:
+        _registry_checks(session, listing, on)  # raises a refusal, which is never cached
+        if len(passed) >= _REGISTRY_PASSED_MAX:
+            passed.clear()
+        passed[checked] = True
+    return listing
+
+
+def take_licences(raw: Raw, listing: TradeListing, quantity: int) -> None:
+    """``take_quantity`` for the locked ``TradeListing`` (the same refusals)."""
+    rule = _rid("listing_quantity")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise ExchangeInvalid(MSG_QUANTITY_ASKED, rule=rule, field="quantity")
+    if listing.remaining_quantity is None:
+        return
+    if listing.remaining_quantity < quantity:
+        raise ExchangeStateConflict(
+            MSG_SOLD_OUT,
+            rule=rule,
+            field="quantity",
+            remaining=listing.remaining_quantity,
+            number=listing.number,
+            quantity=quantity,
+        )
+    listing.remaining_quantity -= quantity
+    raw.execute(_TAKE_LICENCES, {"listing_id": listing.id, "remaining": listing.remaining_quantity})
 
 
 # --- what the forms offer ---------------------------------------------------------------------

@@ -40,9 +40,9 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import Table, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -70,6 +70,7 @@ from datafactor.exchange.models import (
     ExchangeOrder,
 )
 from datafactor.exchange.rulebook import exchange_rules
+from datafactor.fastsql import Plan, Raw, Rows
 from datafactor.permissions import Permission, Principal
 
 P = Permission
@@ -214,7 +215,9 @@ class Terms:
     term_end: date
 
 
-def order_terms(listing: ExchangeListing, quantity: int, today: date) -> Terms:
+def order_terms(
+    listing: ExchangeListing | listings.TradeListing, quantity: int, today: date
+) -> Terms:
     """One-off: ``quantity`` licences at the price each; subscription: ``quantity`` periods at
     the price per period, one licence, the term as long as the periods bought; metered:
     ``quantity`` prepaid calls at the price per call, one licence; free: ``quantity`` licences,
@@ -244,10 +247,17 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, last))
 
 
-def agreement_policy(listing: ExchangeListing, buyer_id: str, order_id: str) -> dict[str, Any]:
+def agreement_policy(
+    listing: ExchangeListing | listings.TradeListing, buyer_id: str, order_id: str
+) -> dict[str, Any]:
     """The listing's contract policy made the agreement of this trade (ODRL ``Agreement``): its
     own uid, the seller as assigner and the buyer as assignee of every rule that names none."""
-    policy = copy.deepcopy(dict(listing.contract_policy or {}))
+    # The mall order's listing was just read (its policy is this trade's own object): only the
+    # top-level keys change, so a shallow copy keeps it intact; an ORM row's is copied whole.
+    if isinstance(listing, listings.TradeListing):
+        policy = dict(listing.contract_policy or {})
+    else:
+        policy = copy.deepcopy(dict(listing.contract_policy or {}))
     policy["@type"] = "Agreement"
     policy["uid"] = f"urn:datafactor:order:{order_id}"
     policy["assigner"] = listing.seller_id
@@ -285,17 +295,6 @@ def _verified(session: Session, party_id: str) -> bool:
     except NotFound:
         return False
     return bool(party.status == identity.PartyStatus.VERIFIED)
-
-
-# The trade path's own statement, built once (building a statement costs more CPU than
-# running it on SQLite).
-_BY_KEY: Final = select(ExchangeOrder).where(
-    ExchangeOrder.buyer_id == bindparam("buyer"), ExchangeOrder.idempotency_key == bindparam("key")
-)
-
-
-def _by_key(session: Session, buyer_id: str, key: str) -> ExchangeOrder | None:
-    return session.scalars(_BY_KEY, {"buyer": buyer_id, "key": key}).one_or_none()
 
 
 def _replay(order: ExchangeOrder, fingerprint: str, key: str) -> Placed:
@@ -380,6 +379,49 @@ def open_buyer_accounts(db: Database, principal: Principal) -> None:
         _ACCOUNTS_OPEN.add(party)
 
 
+# The order's own statements, compiled once (``fastsql``): the trade's hot path.
+_O: Final = cast(Table, ExchangeOrder.__table__)
+_KEY_OF: Final = Plan(
+    select(_O.c.id, _O.c.request_hash).where(
+        _O.c.buyer_id == bindparam("buyer"), _O.c.idempotency_key == bindparam("key")
+    )
+)
+_ORDER_COLUMNS: Final = (
+    "id",
+    "number",
+    "state",
+    "kind",
+    "listing_id",
+    "buyer_id",
+    "seller_id",
+    "quantity",
+    "unit_price_fen",
+    "amount_fen",
+    "hold_id",
+    "contract_id",
+    "idempotency_key",
+    "request_hash",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
+_ORDER_ROWS: Final = Rows(_O, _ORDER_COLUMNS)
+
+
+def _key_race(exc: IntegrityError) -> bool:
+    """Whether the insert failed on the order's unique idempotency key (its constraint's name on
+    PostgreSQL, its columns in SQLite's message)."""
+    diag = getattr(exc.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    return name == "uq_exchange_order_buyer_id" or "exchange_order.idempotency_key" in str(exc.orig)
+
+
+def _placed_with(session: Session, raw: Raw, buyer_id: str, key: str) -> ExchangeOrder | None:
+    """The order ``key`` already placed for the buyer (loaded whole only then), or None."""
+    found = raw.first(_KEY_OF, {"buyer": buyer_id, "key": key})
+    return None if found is None else session.get(ExchangeOrder, found[0])
+
+
 @contracts.audits_last
 def place_order(
     session: Session,
@@ -390,21 +432,30 @@ def place_order(
     key: object,
     now: datetime,
 ) -> Placed:
-    """A mall purchase (see the module's docstring); the order, ``contracted``."""
+    """A mall purchase (see the module's docstring); the order, ``contracted``.
+
+    Every trade runs this, so it is written with compiled statements (``fastsql``) rather than
+    the ORM: the listing's lock reads the parties, the registry's revision and the review with
+    it (``listings.trade_listing``, whose registry checks are cached by that revision), the
+    escrow takes the buyer's balance rows in one statement, and the contract, the order, the
+    messages and the audit events are plain inserts. The rows, locks (in the same order),
+    refusals and audit events are the ones the ORM path wrote."""
     _require_buyer(session, principal)
     quantity = check_quantity(quantity)
     key = check_key(key)
     buyer = principal.party_id
     fingerprint = request_hash(listing_id, quantity)
-    if (done := _by_key(session, buyer, key)) is not None:
+    raw = Raw.of(session)
+    if (done := _placed_with(session, raw, buyer, key)) is not None:
         return _replay(done, fingerprint, key)
     today = _china_day(now)
-    listing = listings.tradable_listing(session, listing_id, buyer=principal, on=today, lock=True)
+    listing = listings.trade_listing(session, raw, listing_id, buyer=principal, on=today, key=key)
     # PostgreSQL: a twin with the same key may have committed while this one waited for the
-    # listing's lock (SQLite writers run one at a time: nothing can have).
+    # listing's lock (read once the lock is held; SQLite writers run one at a time: nothing can
+    # have).
     if (
-        session.get_bind().dialect.name != "sqlite"
-        and (done := _by_key(session, buyer, key)) is not None
+        listing.placed_id is not None
+        and (done := session.get(ExchangeOrder, listing.placed_id)) is not None
     ):
         return _replay(done, fingerprint, key)
     cap = max_quantity(listing.price_model)
@@ -417,7 +468,7 @@ def place_order(
             quantity=quantity,
         )
     terms = order_terms(listing, quantity, today)
-    listings.take_quantity(session, listing, terms.licences)
+    listings.take_licences(raw, listing, terms.licences)
     order_id = new_id()
     hold_id: str | None = None
     if terms.amount_fen > 0:
@@ -430,9 +481,11 @@ def place_order(
             actor=principal,
             memo=listing.number,
             now=now,
+            fresh_key=True,  # derived from the order's id, drawn just above
         ).hold_id
-    contract = contracts.open_contract(
+    contract = contracts.open_mall_contract(
         session,
+        raw,
         contracts.ContractDraft(
             kind=TradeKind.MALL,
             listing=listing,
@@ -452,36 +505,28 @@ def place_order(
         actor=principal,
         now=now,
     )
-    order = ExchangeOrder(
-        id=order_id,
-        number=number(
+    values: dict[str, Any] = {
+        "id": order_id,
+        "number": number(
             NUMBER_PREFIX, today.year, contracts.next_serial(session, SERIAL_KIND, today.year)
         ),
-        state=OrderState.CONTRACTED.value,
-        kind=TradeKind.MALL.value,
-        listing_id=listing.id,
-        buyer_id=buyer,
-        seller_id=listing.seller_id,
-        quantity=quantity,
-        unit_price_fen=contract.price_fen,
-        amount_fen=terms.amount_fen,
-        hold_id=hold_id,
-        contract_id=contract.id,
-        idempotency_key=key,
-        request_hash=fingerprint,
-        created_by=principal.user_id or None,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(order)
-    try:
-        session.flush()
-    except IntegrityError:
-        # A twin with this key for another listing is committing at this very moment (it held
-        # no lock this order needed): refuse this one whole; a retry answers the twin's order.
-        raise ExchangeStateConflict(
-            MSG_KEY_RACE, rule=_rule("order_idempotency"), field="Idempotency-Key", key=key
-        ) from None
+        "state": OrderState.CONTRACTED.value,
+        "kind": TradeKind.MALL.value,
+        "listing_id": listing.id,
+        "buyer_id": buyer,
+        "seller_id": listing.seller_id,
+        "quantity": quantity,
+        "unit_price_fen": contract.price_fen,
+        "amount_fen": terms.amount_fen,
+        "hold_id": hold_id,
+        "contract_id": contract.id,
+        "idempotency_key": key,
+        "request_hash": fingerprint,
+        "created_by": principal.user_id or None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    order = ExchangeOrder(**values)  # what was written (not attached to the session)
     rules = [
         _rule("order_escrow"),
         _rule("order_contract"),
@@ -500,20 +545,35 @@ def place_order(
         list(dict.fromkeys(rules)),
         parties=[buyer],
     )
-    inbox.notify(
-        session,
-        [order.seller_id],
-        kind=KIND,
-        message=MSG_PLACED,
-        params={
-            "number": order.number,
-            "quantity": str(quantity),
-            "title": listing.title,
-            "amount": settlement.format_yuan(terms.amount_fen),
-            "contract": contract.number,
-        },
-        link=f"/exchange/orders/{order.id}",
-    )
+    try:
+        inbox.notify_all(
+            session,
+            [
+                contract.note,
+                inbox.Note(
+                    [order.seller_id],
+                    kind=KIND,
+                    message=MSG_PLACED,
+                    params={
+                        "number": order.number,
+                        "quantity": str(quantity),
+                        "title": listing.title,
+                        "amount": settlement.format_yuan(terms.amount_fen),
+                        "contract": contract.number,
+                    },
+                    link=f"/exchange/orders/{order.id}",
+                ),
+            ],
+            together=[*contract.rows, (_ORDER_ROWS, [values])],
+        )
+    except IntegrityError as exc:
+        if not _key_race(exc):
+            raise
+        # A twin with this key for another listing is committing at this very moment (it held
+        # no lock this order needed): refuse this one whole; a retry answers the twin's order.
+        raise ExchangeStateConflict(
+            MSG_KEY_RACE, rule=_rule("order_idempotency"), field="Idempotency-Key", key=key
+        ) from None
     view = OrderView(
         order, listing.number, listing.title, listing.price_model, contract.number, contract.state
     )

@@ -5,19 +5,23 @@ reports); they never import this package's models or tables.
 """
 
 from datafactor.inbox.services import (
+    Note,
     Notification,
     list_messages,
     mark_all_read,
     mark_read,
     notify,
+    notify_all,
     unread_count,
 )
 
 __all__ = [
+    "Note",
     "Notification",
     "list_messages",
     "mark_all_read",
     "mark_read",
     "notify",
+    "notify_all",
     "unread_count",
 ]

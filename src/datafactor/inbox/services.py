@@ -16,23 +16,39 @@ when, is kept on the message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from datafactor.db import new_id, utcnow
 from datafactor.errors import N_, InvalidInput, NotFound
+from datafactor.fastsql import Raw, Rows
 from datafactor.inbox.models import InboxMessage
 from datafactor.permissions import Principal
 
 MSG_NO_MESSAGE: Final = N_("No such notification.")
 MSG_BAD_PARAM: Final = N_("A notification parameter must be text: {name} is not.")
 MAX_PARAM_CHARS: Final = 512
+_INSERT_MESSAGES: Final = Rows(
+    cast(Table, InboxMessage.__table__),
+    (
+        "id",
+        "party_id",
+        "kind",
+        "message",
+        "params",
+        "link",
+        "dedupe_key",
+        "created_at",
+        "read_at",
+        "read_by",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,13 @@ def notify(
         parties = [p for p in parties if p not in seen]
     stored = 0
     now = utcnow()
+    if dedupe_key is None:
+        # Every trade tells its parties: one compiled statement for all of them (``fastsql``),
+        # after the session's pending changes, as the flush below would have written them.
+        return notify_all(
+            session,
+            [Note(parties, kind=kind, message=message, params=params, link=link, at=now)],
+        )
     for party_id in parties:
         row = InboxMessage(
             id=new_id(),
@@ -105,10 +128,6 @@ def notify(
             dedupe_key=dedupe_key,
             created_at=now,
         )
-        if dedupe_key is None:
-            session.add(row)
-            stored += 1
-            continue
         # A concurrent sender may have stored the same key since the check above: the unique
         # (party, key) constraint decides, and only this one insert is rolled back.
         try:
@@ -119,6 +138,55 @@ def notify(
             pass
     session.flush()
     return stored
+
+
+@dataclass(frozen=True)
+class Note:
+    """One message for ``notify_all``: ``notify``'s arguments (without a dedupe key), and when
+    it was written."""
+
+    party_ids: Iterable[str]
+    kind: str
+    message: str
+    params: Mapping[str, str]
+    link: str | None = None
+    at: datetime | None = None  # now when None
+
+
+def notify_all(
+    session: Session,
+    notes: Sequence[Note],
+    *,
+    together: Sequence[tuple[Rows, Sequence[Mapping[str, Any]]]] = (),
+) -> int:
+    """``notify`` for several messages at once (a use case that tells different parties
+    different things), in one statement; returns how many were stored. ``together``: rows of
+    the caller's own tables written at the same moment (``Raw.insert_all``: one statement with
+    the messages on PostgreSQL, those first on SQLite)."""
+    rows: list[dict[str, Any]] = []
+    for note in notes:
+        for name, value in note.params.items():
+            if not isinstance(value, str):
+                raise InvalidInput(MSG_BAD_PARAM, field="params", name=name)
+        clean = {k: v[:MAX_PARAM_CHARS] for k, v in note.params.items()}
+        at = note.at or utcnow()
+        rows.extend(
+            {
+                "id": new_id(),
+                "party_id": party_id,
+                "kind": note.kind,
+                "message": note.message,
+                "params": clean,
+                "link": note.link,
+                "dedupe_key": None,
+                "created_at": at,
+                "read_at": None,
+                "read_by": None,
+            }
+            for party_id in sorted(set(note.party_ids))
+        )
+    Raw.of(session).insert_all([*together, (_INSERT_MESSAGES, rows)])
+    return len(rows)
 
 
 def list_messages(

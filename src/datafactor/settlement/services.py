@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from datafactor import audit, identity, ledger
 from datafactor.db import CHINA, new_id, utcnow
 from datafactor.errors import N_, Forbidden, NotFound
+from datafactor.fastsql import Plan, Raw, Rows
 from datafactor.permissions import Permission, Principal
 from datafactor.settlement.domain import (
     CHART,
@@ -132,13 +133,70 @@ _HOLDS: Final = (
     .order_by(_H.c.id)
 )
 _LOCK_HOLDS: Final = _HOLDS.with_for_update()
-_KEY: Final = select(_J.c.id, _J.c.request_hash, _J.c.kind).where(
-    _J.c.scope == bindparam("scope"), _J.c.idempotency_key == bindparam("key")
+_KEY: Final = Plan(
+    select(_J.c.id, _J.c.request_hash, _J.c.kind).where(
+        _J.c.scope == bindparam("scope"), _J.c.idempotency_key == bindparam("key")
+    )
 )
-_INSERT_JOURNAL: Final = insert(_J)
-_INSERT_LINE: Final = insert(_L)
-_INSERT_HOLD: Final = insert(_H)
-_UPDATE_BALANCE: Final = (
+_JOURNAL_COLUMNS: Final = (
+    "id",
+    "kind",
+    "reference",
+    "scope",
+    "idempotency_key",
+    "request_hash",
+    "hold_id",
+    "related_journal_id",
+    "batch_id",
+    "bank_reference",
+    "memo",
+    "actor_user_id",
+    "actor_name",
+    "posted_at",
+    "rules",
+    "rules_version",
+    "digest",
+)
+_INSERT_JOURNAL: Final = Plan(insert(_J), keys=_JOURNAL_COLUMNS)
+# One journal (every escrow primitive): a key that a twin request committed first inserts
+# nothing instead of failing, so no savepoint is needed around it (two round trips fewer).
+_INSERT_JOURNAL_ONCE: Final = {
+    name: Plan(
+        dialect.insert(_J)
+        .on_conflict_do_nothing(index_elements=["scope", "idempotency_key"])
+        .returning(_J.c.id),
+        keys=_JOURNAL_COLUMNS,
+    )
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_INSERT_LINES: Final = Rows(
+    _L,
+    (
+        "journal_id",
+        "account_id",
+        "seq",
+        "amount_fen",
+        "kind",
+        "balance_after_fen",
+        "posted_at",
+    ),
+)
+_INSERT_HOLD: Final = Plan(
+    insert(_H),
+    keys=(
+        "id",
+        "party_id",
+        "reference",
+        "amount_fen",
+        "released_fen",
+        "captured_fen",
+        "status",
+        "freeze_journal_id",
+        "created_at",
+        "updated_at",
+    ),
+)
+_UPDATE_BALANCE: Final = Plan(
     update(_B)
     .where(_B.c.account_id == bindparam("b_account"))
     .values(
@@ -146,6 +204,15 @@ _UPDATE_BALANCE: Final = (
         lines=bindparam("b_lines"),
         updated_at=bindparam("b_at"),
     )
+)
+# A party's two balance rows, found through its accounts and locked in account-id order in one
+# statement (the order ``_lock_balances`` takes them in).
+_LOCK_PARTY_BALANCES: Final = Plan(
+    select(_B.c.account_id, _B.c.balance_fen, _B.c.lines, _A.c.kind, _A.c.party_id)
+    .join(_A, _A.c.id == _B.c.account_id)
+    .where(_A.c.party_id == bindparam("party"))
+    .order_by(_B.c.account_id)
+    .with_for_update(of=_B)
 )
 _UPDATE_HOLD: Final = (
     update(_H)
@@ -417,6 +484,27 @@ def _lock_balances(session: Session, account_ids: Iterable[str]) -> dict[str, Ac
     return states
 
 
+def _lock_party(
+    session: Session, party_id: str, who: Actor
+) -> tuple[dict[str, AccountState], str, str]:
+    """The party's balance rows locked (in account-id order), and its available and frozen
+    account ids: one statement when its accounts are open (every buyer's, before its first
+    order), else opened first (``_party_accounts``) and then locked."""
+    states: dict[str, AccountState] = {}
+    ids: dict[AccountKind, str] = {}
+    for account_id, balance, lines, kind, owner in Raw.of(session, flush=False).all(
+        _LOCK_PARTY_BALANCES, {"party": party_id}
+    ):
+        account_kind = AccountKind(kind)
+        states[account_id] = AccountState(account_id, account_kind, balance, lines, owner)
+        ids[account_kind] = account_id
+    if len(ids) < len(PARTY_KINDS):
+        accounts = _party_accounts(session, [party_id], actor=who)[party_id]
+        ids = {k: accounts[k] for k in PARTY_KINDS}
+        states = _lock_balances(session, ids.values())
+    return states, ids[AccountKind.AVAILABLE], ids[AccountKind.FROZEN]
+
+
 @dataclass(slots=True)
 class _Hold:
     id: str
@@ -560,25 +648,30 @@ def _write(
                 ),
             )
         )
-    connection = session.connection()
-    try:
-        # On PostgreSQL a twin request with the same key that touches none of this one's
-        # accounts (so it did not queue behind our locks) may have committed first: the unique
-        # key refuses this insert. Nothing else has been written yet; the caller's retry is
-        # answered as a replay. (SQLite writers run one at a time: no savepoint needed.)
-        if connection.dialect.name == "sqlite":
-            connection.execute(_INSERT_JOURNAL, journal_rows)
-        else:
+    raw = Raw.of(session, flush=False)  # as ``session.connection().execute``: no autoflush
+    # On PostgreSQL a twin request with the same key that touches none of this one's accounts
+    # (so it did not queue behind our locks) may have committed first: the unique key refuses
+    # this insert. Nothing else has been written yet; the caller's retry is answered as a
+    # replay. One journal: ``ON CONFLICT DO NOTHING`` inserts nothing then; several: a savepoint
+    # undoes the failed insert. (SQLite writers run one at a time: nothing can conflict.)
+    conflict = False
+    if len(journal_rows) == 1:
+        conflict = raw.first(_INSERT_JOURNAL_ONCE[raw.dialect.name], journal_rows[0]) is None
+    elif raw.is_sqlite:
+        raw.executemany(_INSERT_JOURNAL, journal_rows)
+    else:
+        try:
             with session.begin_nested():
-                connection.execute(_INSERT_JOURNAL, journal_rows)
-    except IntegrityError:
-        first = drafts[0]
+                raw.executemany(_INSERT_JOURNAL, journal_rows)
+        except IntegrityError:
+            conflict = True
+    if conflict:
         raise IdempotencyConflict(
-            MSG_KEY_RACE, rule=rules().rule_id("idempotency"), key=first.key
+            MSG_KEY_RACE, rule=rules().rule_id("idempotency"), key=drafts[0].key
         ) from None
-    connection.execute(_INSERT_LINE, line_rows)
+    raw.insert(_INSERT_LINES, line_rows)
     touched = sorted({x.account_id for d in drafts for x in d.lines})
-    connection.execute(
+    raw.executemany(
         _UPDATE_BALANCE,
         [
             {
@@ -643,7 +736,7 @@ def _record(session: Session, row: SettlementJournal) -> JournalRecord:
 def _replay(session: Session, scope: str, key: str, fingerprint: str) -> Posted | None:
     """The journal this key already made in ``scope`` (a replay), a refusal when the key was
     used for another request, or None when it is new."""
-    found = session.connection().execute(_KEY, {"scope": scope, "key": key}).first()
+    found = Raw.of(session, flush=False).first(_KEY, {"scope": scope, "key": key})
     if found is None:
         return None
     journal_id, request_hash, kind = found
@@ -859,10 +952,15 @@ def freeze(
     actor: Principal | str | None,
     memo: str = "",
     now: datetime | None = None,
+    fresh_key: bool = False,
 ) -> Posted:
     """Freeze ``amount_fen`` of the party's available funds in escrow for ``reference`` (an
     order, a bid deposit): available → frozen, and a hold (``Posted.hold_id``) that release and
-    capture draw on. Refused when the available funds do not cover it (SET-FUNDS)."""
+    capture draw on. Refused when the available funds do not cover it (SET-FUNDS).
+
+    ``fresh_key``: the caller made the key from an id it has just drawn (an order's), so no
+    request can have used it yet and the two look-ups of the key are skipped; the journal's
+    unique key still refuses a duplicate (IdempotencyConflict)."""
     r = rules()
     amount = check_amount(amount_fen, r)
     reference = check_reference(reference, r)
@@ -871,13 +969,11 @@ def freeze(
     fingerprint = request_fingerprint(
         "freeze", {"party": party_id, "amount_fen": amount, "reference": reference, "memo": memo}
     )
-    if (done := _replay(session, party_id, key, fingerprint)) is not None:
+    if not fresh_key and (done := _replay(session, party_id, key, fingerprint)) is not None:
         return done
     who = Actor.of(actor)
-    accounts = _party_accounts(session, [party_id], actor=who)[party_id]
-    available, frozen = accounts[AccountKind.AVAILABLE], accounts[AccountKind.FROZEN]
-    states = _lock_balances(session, [available, frozen])
-    if (done := _twin(session, party_id, key, fingerprint)) is not None:
+    states, available, frozen = _lock_party(session, party_id, who)
+    if not fresh_key and (done := _twin(session, party_id, key, fingerprint)) is not None:
         return done
     posted = apply_lines(states, plan_freeze(available, frozen, amount), r)
     now = now or utcnow()
@@ -894,7 +990,7 @@ def freeze(
         memo=memo,
     )
     record = _write(session, [draft], states, who, now)[0]
-    session.connection().execute(
+    Raw.of(session, flush=False).execute(
         _INSERT_HOLD,
         {
             "id": hold_id,

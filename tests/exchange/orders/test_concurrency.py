@@ -8,13 +8,18 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+from factories import make_actor
 from orders_support import NOW, balances
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from datafactor import audit
 from datafactor.db import Database
 from datafactor.errors import DomainError
 from datafactor.exchange import orders
 from datafactor.exchange.models import ExchangeContract, ExchangeListing, ExchangeOrder
+from datafactor.identity.models import Party
+from datafactor.registry.models import RegistryRight
 from datafactor.settlement import books
 
 BUYERS = 100
@@ -71,6 +76,15 @@ def test_a_hundred_buyers_for_ten_licences(db, market):
     with books.snapshot(db) as s:
         report, _ = books.reconcile(s)
     assert report.balanced and report.sum_fen == 0, report.as_dict()["problems"][:3]
+    with db.read() as s:  # the racing trades' audit events make one unbroken chain
+        chain = audit.verify_chain(s)
+        opened = s.scalar(
+            select(func.count())
+            .select_from(audit.AuditEvent)
+            .where(audit.AuditEvent.action == "exchange:contract:open")
+        )
+    assert chain.ok, chain
+    assert opened == 2 * LICENCES  # the seller's and the buyer's of each contract
 
 
 def test_twins_of_one_request_place_one_order(db, market):
@@ -104,3 +118,69 @@ def test_one_key_for_different_listings_at_once_places_one_order(db, market):
     assert len(placed) == 1
     assert all(e.status == 409 and e.rule == "EXC-ORDER-KEY" for e in refused), refused
     assert balances(db, buyer.party_id) == (9 * PRICE, PRICE)
+
+
+def _wait_for_a_lock_wait(db: Database) -> None:
+    """Until a transaction waits for a row lock (PostgreSQL)."""
+    with db.engine.connect() as watch:
+        for _ in range(4000):
+            waiting = watch.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            ).scalar_one()
+            watch.rollback()  # a new statistics snapshot for the next look
+            if waiting:
+                return
+            threading.Event().wait(0.005)
+    raise AssertionError("the order never reached the listing's lock")
+
+
+@pytest.mark.parametrize("change", ["right_moved", "seller_suspended"])
+def test_a_change_made_while_an_order_waits_for_the_listing_refuses_it(db, market, change):
+    """An order queued on the listing's lock (behind another trade) is checked against the
+    registry and the seller as they are once it holds the lock: a right that moved, or a seller
+    suspended, while it waited refuses it — even when an earlier trade passed the same checks."""
+    if db.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time: nothing changes while an order waits")
+    listing_id = market.listing(price_fen=PRICE, quantity=5)
+    _buyer, principal = market.buyer(10 * PRICE)
+    racing = _racing_db(db)
+    outcome: list[object] = []
+
+    def second() -> None:
+        try:
+            with racing.write() as s:
+                outcome.append(
+                    orders.place_order(s, principal, listing_id, 1, key="second", now=NOW)
+                )
+        except DomainError as exc:
+            outcome.append(exc)
+
+    try:
+        orders.open_buyer_accounts(racing, principal)
+        with racing.write() as s:  # passes the registry's checks (and is remembered)
+            orders.place_order(s, principal, listing_id, 1, key="first", now=NOW)
+        waiting = threading.Thread(target=second)
+        with racing.write() as holder:  # another trade holds the listing's row
+            holder.execute(
+                select(ExchangeListing.id).where(ExchangeListing.id == listing_id).with_for_update()
+            ).one()
+            waiting.start()
+            _wait_for_a_lock_wait(db)
+            with db.write() as s:  # meanwhile, committed while the order waits
+                if change == "right_moved":
+                    s.get(RegistryRight, market.product.right_id).holder_id = make_actor(
+                        db
+                    ).party_id
+                else:
+                    seller = s.get(ExchangeListing, listing_id).seller_id
+                    s.get(Party, seller).status = "suspended"
+        waiting.join()
+    finally:
+        racing.dispose()
+    [refused] = outcome
+    assert isinstance(refused, DomainError), refused
+    expected = "EXC-LST-CERT" if change == "right_moved" else "EXC-LST-SELLER"
+    assert (refused.status, refused.rule) == (409, expected)
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(ExchangeOrder)) == 1
+        assert s.get(ExchangeListing, listing_id).remaining_quantity == 4

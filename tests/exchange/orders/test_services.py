@@ -367,3 +367,47 @@ def test_buyer_and_seller_list_their_orders(db, market, place):
         assert total == 0
         with pytest.raises(ExchangeInvalid):
             orders.list_orders(s, alice, role="broker")
+
+
+def test_a_right_moved_after_a_trade_refuses_the_next_one(db, market, place):
+    """The registry's checks are cached under the registry's revision: a trade that passed them
+    does not let the next one through once the right has moved (the move bumps the revision)."""
+    listing_id = market.listing(price_fen=1_000, quantity=3)
+    _buyer, principal = market.buyer(100_000)
+    place(principal, listing_id, 1)
+    other = make_actor(db)
+    with db.write() as s:
+        s.get(RegistryRight, market.product.right_id).holder_id = other.party_id
+    with pytest.raises(ExchangeStateConflict) as refused:
+        place(principal, listing_id, 1)
+    assert refused.value.rule == "EXC-LST-CERT"
+    assert _count(db, ExchangeOrder) == 1 and _remaining(db, listing_id) == 2
+
+
+def test_core_data_found_after_a_trade_refuses_the_next_one(db, market, place):
+    listing_id = market.listing(price_fen=1_000, quantity=3)
+    _buyer, principal = market.buyer(100_000)
+    place(principal, listing_id, 1)
+    with db.write() as s:
+        s.get(RegistryAsset, market.product.asset_id).grade = "core"
+    with pytest.raises(ExchangeForbidden) as refused:
+        place(principal, listing_id, 1)
+    assert refused.value.rule == "EXC-LST-CORE"
+    assert _count(db, ExchangeOrder) == 1 and _remaining(db, listing_id) == 2
+
+
+@pytest.mark.parametrize("status", ["revoked", "cancelled", "expired"])
+def test_a_right_revoked_cancelled_or_expired_after_a_trade_refuses_the_next_one(
+    db, market, place, status
+):
+    """The cached registry checks do not outlive a change of the right's status (its
+    certificate is then no longer active)."""
+    listing_id = market.listing(price_fen=1_000, quantity=3)
+    _buyer, principal = market.buyer(100_000)
+    place(principal, listing_id, 1)
+    with db.write() as s:
+        s.get(RegistryRight, market.product.right_id).status = status
+    with pytest.raises(ExchangeStateConflict) as refused:
+        place(principal, listing_id, 1)
+    assert refused.value.rule == "EXC-LST-CERT"
+    assert _count(db, ExchangeOrder) == 1 and _remaining(db, listing_id) == 2
