@@ -54,7 +54,12 @@ WORKERS = api_bench.WORKERS
 WRK_THREADS, WRK_CONNECTIONS = 1, 32
 WARMUP_SECONDS = 3
 COLD_SECONDS = 10
-WARM_PASSES = 3  # walks over every serial before the measured run (two worker caches)
+# Walks over every serial before the measured run. Each pass sends a certificate to one of the
+# two workers (the kernel spreads the connections), so after n passes a worker has not yet
+# computed about 2^-n of them, and a miss computes on that worker's event loop for ~4-5 ms,
+# stalling its other connections: 3 passes left ~12 % cold (PostgreSQL p99 100 ms at 10,000
+# certificates, p90 50 ms); 8 leave ~0.4 %.
+WARM_PASSES = 8
 WARM_LIMIT_SECONDS = 600
 LUA = Path(__file__).resolve().parent / "registry_verify.lua"
 APPLICANTS = (  # demo admins of enterprises and data merchants (`datafactor demo users`)

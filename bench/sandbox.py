@@ -760,8 +760,10 @@ def run(args: argparse.Namespace) -> Section:
     epsilon = float(section("budget")["default_epsilon_per_query"])
     load_peer = _load()
     try:
+        # The peer reads the holder's export as it came (it needs no row numbers, and the
+        # ranked copy's order by number would scatter each household's rows for its window).
         peer = run_smartnoise(
-            path,
+            raw,
             threads=limits.threads,
             memory_mb=limits.memory_mb,
             epsilon=epsilon,
@@ -808,6 +810,9 @@ def run(args: argparse.Namespace) -> Section:
         got = {r[0]: (r[1], r[2], r[3]) for r in peer["rows"]}
         notes.append(
             f"Peer: {peer['version']} in `{PEER_VENV.relative_to(REPO)}` (never the project venv), "
+            "on the holder's export as it came (`"
+            f"{raw.name}`: it needs no row numbers, and the ranked copy's order would scatter "
+            "each household's rows for its per-household window), "
             "in a subprocess (load average when it started: "
             f"{load_peer}); `snsql.from_connection(..., engine='postgres')` on a DuckDB connection "
             f"with the same threads and memory limit, `max_ids` {peer['max_ids']} "
