@@ -2406,13 +2406,14 @@ def check_seller_right(session: Session, listing: ExchangeListing, on: date) -> 
         )
 
 
-def take_quantity(session: Session, listing: ExchangeListing, quantity: int) -> None:
-    """Under the caller's row lock: take ``quantity`` licences of a limited listing."""
+def _limited_take(listing: ExchangeListing | TradeListing, quantity: int) -> bool:
+    """Whether ``quantity`` licences are to be taken from a limited ``listing`` (False when it is
+    unlimited); refuses a quantity that is not a positive whole number, or more than are left."""
     rule = _rid("listing_quantity")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise ExchangeInvalid(MSG_QUANTITY_ASKED, rule=rule, field="quantity")
     if listing.remaining_quantity is None:
-        return
+        return False
     if listing.remaining_quantity < quantity:
         raise ExchangeStateConflict(
             MSG_SOLD_OUT,
@@ -2422,8 +2423,15 @@ def take_quantity(session: Session, listing: ExchangeListing, quantity: int) -> 
             number=listing.number,
             quantity=quantity,
         )
-    listing.remaining_quantity -= quantity
-    session.flush()
+    return True
+
+
+def take_quantity(session: Session, listing: ExchangeListing, quantity: int) -> None:
+    """Under the caller's row lock: take ``quantity`` licences of a limited listing."""
+    if _limited_take(listing, quantity):
+        assert listing.remaining_quantity is not None
+        listing.remaining_quantity -= quantity
+        session.flush()
 
 
 # --- the trade's hot path ---------------------------------------------------------------------
@@ -2683,20 +2691,9 @@ def trade_listing(
 
 def take_licences(raw: Raw, listing: TradeListing, quantity: int) -> None:
     """``take_quantity`` for the locked ``TradeListing`` (the same refusals)."""
-    rule = _rid("listing_quantity")
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-        raise ExchangeInvalid(MSG_QUANTITY_ASKED, rule=rule, field="quantity")
-    if listing.remaining_quantity is None:
+    if not _limited_take(listing, quantity):
         return
-    if listing.remaining_quantity < quantity:
-        raise ExchangeStateConflict(
-            MSG_SOLD_OUT,
-            rule=rule,
-            field="quantity",
-            remaining=listing.remaining_quantity,
-            number=listing.number,
-            quantity=quantity,
-        )
+    assert listing.remaining_quantity is not None
     listing.remaining_quantity -= quantity
     raw.execute(_TAKE_LICENCES, {"listing_id": listing.id, "remaining": listing.remaining_quantity})
 
