@@ -22,6 +22,20 @@ def count(db):
         return s.scalar(select(func.count()).select_from(audit.AuditEvent))
 
 
+def named_after_losing(db, seq):
+    """The event a check names once event ``seq`` is gone or forged: the next one in its chain
+    (its link breaks), or ``seq`` itself when it was its chain's last (its head says more)."""
+    with db.read() as s:
+        event = s.get(audit.AuditEvent, seq)
+        after = s.scalar(
+            select(audit.AuditEvent.seq).where(
+                audit.AuditEvent.chain == event.chain,
+                audit.AuditEvent.chain_seq == event.chain_seq + 1,
+            )
+        )
+    return seq if after is None else after
+
+
 def test_each_change_writes_exactly_one_event_with_the_request_id(client, db, enterprise):
     headers = bearer(client, enterprise)
     before = count(db)
@@ -65,10 +79,12 @@ def test_chain_verifies_and_names_the_altered_event(db):
 def test_deleted_event_in_the_middle_is_named(db):
     for _ in range(3):
         make_actor(db)
+    named = named_after_losing(db, 2)
     with db.write() as s:
         s.execute(delete(audit.AuditEvent).where(audit.AuditEvent.seq == 2))
     report = chain(db)
-    assert (report.ok, report.broken_seq) == (False, 2)
+    assert (report.ok, report.broken_seq) == (False, named)
+    assert "missing" in report.problem or "removed from the end" in report.problem
 
 
 def test_truncated_tail_is_detected(db):
@@ -84,12 +100,13 @@ def test_truncated_tail_is_detected(db):
 def test_rehashed_forgery_is_caught_by_the_next_link(db):
     for _ in range(2):
         make_actor(db)
+    named = named_after_losing(db, 2)
     with db.write() as s:
         event = s.get(audit.AuditEvent, 2)
         event.summary = "forged"
         event.hash = audit.event_hash(audit._hashed_fields(event))
     report = chain(db)
-    assert (report.ok, report.broken_seq) == (False, 3)
+    assert (report.ok, report.broken_seq) == (False, named)
 
 
 def test_concurrent_writers_never_fork_the_chain(db):
@@ -179,4 +196,45 @@ def test_a_large_batch_of_events_makes_one_unbroken_chain(db):
     assert [e.object_id for e in events[:2]] == ["0", "1"]
     assert count(db) == before + 5_100
     report = chain(db)
-    assert report.ok and report.head_seq == events[-1].seq, report
+    assert report.ok and report.head_seq == count(db), report
+    # One transaction's events are one run of one chain.
+    assert len({e.chain for e in events}) == 1
+    assert [e.chain_seq for e in events] == list(
+        range(events[0].chain_seq, events[0].chain_seq + 5_100)
+    )
+
+
+def test_postgresql_writers_spread_over_chains_each_checked(db):
+    """SQLite writes one chain; on PostgreSQL each transaction picks one of several (writers on
+    different chains do not wait for each other), and the check walks every one of them."""
+    for _ in range(12):
+        make_actor(db)
+    with db.read() as s:
+        chains = dict(
+            s.execute(
+                select(audit.AuditEvent.chain, func.max(audit.AuditEvent.seq)).group_by(
+                    audit.AuditEvent.chain
+                )
+            ).all()
+        )
+    if db.is_sqlite:
+        assert set(chains) == {1}
+    else:  # 12 transactions all on one of 8 chains: 8**-11
+        assert len(chains) > 1 and set(chains) <= set(range(1, audit.CHAINS + 1))
+    report = chain(db)
+    assert report.ok and report.events == count(db) == report.head_seq
+    with db.read() as s:
+        assert report.head_hash == audit.heads_digest(audit.chain_heads(s))
+    victim_chain = max(chains)
+    with db.write() as s:
+        s.execute(
+            update(audit.AuditEvent)
+            .where(audit.AuditEvent.seq == chains[victim_chain])
+            .values(summary="rewritten")
+        )
+    report = chain(db)
+    assert (report.ok, report.chain, report.broken_seq) == (
+        False,
+        victim_chain,
+        chains[victim_chain],
+    )

@@ -16,9 +16,9 @@ from datafactor.fastsql import Plan, Raw
 
 _HEAD = cast(Table, AuditChainHead.__table__)
 _READ_HEAD = Plan(select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1))
-_ADD_HEAD = Plan(insert(_HEAD), keys=("id", "seq", "hash"))
+_ADD_HEAD = Plan(insert(_HEAD), keys=("id", "seq", "hash", "event_seq"))
 _MOVE_HEAD = Plan(update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("seq")))
-_TAKEN = {"id": 1, "seq": 0, "hash": "0" * 64}  # the head's id is taken: refused
+_TAKEN = {"id": 1, "seq": 0, "hash": "0" * 64, "event_seq": 0}  # the head's id is taken: refused
 
 
 @pytest.mark.parametrize("raw_made", ["before", "inside"])

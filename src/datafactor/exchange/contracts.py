@@ -44,14 +44,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session
 
 from datafactor import audit, identity, inbox, ledger
 from datafactor.db import CHINA, new_id, utcnow
 from datafactor.errors import N_
-from datafactor.exchange import listings, pdf, settle
+from datafactor.exchange import listings, pdf, serials, settle
 from datafactor.exchange.domain import (
     CONTRACT_DEADLINES,
     CONTRACT_STATE_LABELS,
@@ -76,10 +75,9 @@ from datafactor.exchange.models import (
     ExchangeContractEvent,
     ExchangeListing,
     ExchangeListingReview,
-    ExchangeSerial,
 )
 from datafactor.exchange.rulebook import exchange_rules
-from datafactor.fastsql import Plan, Raw, Rows
+from datafactor.fastsql import Raw, Rows
 from datafactor.permissions import Permission, Principal
 
 P = Permission
@@ -535,38 +533,9 @@ def audits_last(
 # ----------------------------------------------------------------------------------- opening
 
 
-# The trade path's counter statement, built once (building a statement costs more CPU than
-# running it on SQLite).
-_BUMP_SERIAL: Final = (
-    update(ExchangeSerial)
-    .where(ExchangeSerial.kind == bindparam("s_kind"), ExchangeSerial.year == bindparam("s_year"))
-    .values(last_serial=ExchangeSerial.last_serial + 1)
-    .returning(ExchangeSerial.last_serial)
-)
-
-
-_BUMP_SERIAL_PLAN: Final = Plan(_BUMP_SERIAL)
-
-
-def next_serial(session: Session, kind: str, year: int) -> int:
-    """The next serial of ``kind`` in ``year`` from the row-locked counter: one statement when
-    the row exists; the row stays locked until commit, so numbers have no gaps. Every trade
-    takes the year's counters, so callers take them as late in their transaction as they can."""
-    params = {"s_kind": kind, "s_year": year}
-    bumped = Raw.of(session).first(_BUMP_SERIAL_PLAN, params)
-    if bumped is not None:
-        return int(bumped[0])
-    try:
-        with session.begin_nested():
-            session.add(ExchangeSerial(kind=kind, year=year, last_serial=0))
-    except IntegrityError:
-        pass  # a concurrent first one of the year created it: bump that row instead
-    return int(session.execute(_BUMP_SERIAL, params).scalar_one())
-
-
 def _next_number(session: Session, year: int) -> str:
     """The next contract number of ``year``."""
-    return number("DC", year, next_serial(session, SERIAL_KIND, year))
+    return number("DC", year, serials.take(session, SERIAL_KIND, year))
 
 
 def _check_draft(draft: ContractDraft) -> None:
@@ -843,12 +812,11 @@ def open_mall_contract(
     trades wait for."""
     _check_draft(draft)
     listing = draft.listing
-    # Everything the document reads comes before the year's counter is taken (held to commit).
     document = build_document(session, draft, None, now)
     year = china_day(now).year
-    bumped = raw.first(_BUMP_SERIAL_PLAN, {"s_kind": SERIAL_KIND, "s_year": year})
-    serial = int(bumped[0]) if bumped is not None else next_serial(session, SERIAL_KIND, year)
-    contract_number = document["number"] = number("DC", year, serial)
+    contract_number = document["number"] = number(
+        "DC", year, serials.take(session, SERIAL_KIND, year, raw)
+    )
     contract_id = new_id()
     rules = [rule_id("contract_transition"), rule_id("contract_records")]
     deadline = _opening_deadline(draft.state, now)
@@ -1378,10 +1346,12 @@ def sign_contract(
             MSG_TAMPERED, rule=rule_id("contract_sign"), number=contract.number
         )
     # Nobody signs for a right the seller no longer holds (transferred, pledged away, revoked,
-    # its certificate ended since the trade was opened).
+    # its certificate ended since the trade was opened), nor for one under an open title
+    # dispute (the contract waits, or ends at its deadline, until the registry clears it).
     listing = session.get(ExchangeListing, contract.listing_id)
     if listing is not None:
         listings.check_seller_right(session, listing, china_day(now))
+        listings.check_no_dispute(session, listing, china_day(now))
     party_id = principal.party_id
     made = keys.sign(party_id, contract.document)
     store_signature(contract, role, made.signature, made.key, signed_by=principal.user_id, at=now)

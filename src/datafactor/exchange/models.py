@@ -28,14 +28,17 @@ from datafactor.db import ID, Base, UTCDateTime, new_id, utcnow
 
 
 class ExchangeSerial(Base):
-    """The last number issued per kind (listing ``L``, order ``O``, contract ``C``, auction
-    ``A``) and year; the row is locked while a number is taken."""
+    """A kind's numbers in a year (listing ``L``, order ``O``, contract ``C``, auction ``A``,
+    negotiation ``N``; ``exchange.serials``): on SQLite the last serial issued (the row bumped
+    in the writer's transaction); on PostgreSQL ``sequence_base``, the kind's sequence value
+    the year's serials count from."""
 
     __tablename__ = "exchange_serial"
 
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_serial: Mapped[int] = mapped_column(Integer, default=0)
+    sequence_base: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ExchangeListing(Base):

@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 from datafactor import audit, identity, inbox, settlement
 from datafactor.db import CHINA, Database, new_id
 from datafactor.errors import N_, BadRequest, NotFound
-from datafactor.exchange import contracts, listings
+from datafactor.exchange import contracts, listings, serials
 from datafactor.exchange.domain import (
     ContractState,
     OrderState,
@@ -508,7 +508,7 @@ def place_order(
     values: dict[str, Any] = {
         "id": order_id,
         "number": number(
-            NUMBER_PREFIX, today.year, contracts.next_serial(session, SERIAL_KIND, today.year)
+            NUMBER_PREFIX, today.year, serials.take(session, SERIAL_KIND, today.year, raw)
         ),
         "state": OrderState.CONTRACTED.value,
         "kind": TradeKind.MALL.value,
