@@ -16,5 +16,6 @@ def load_all_models() -> None:
     import datafactor.policy.operation.models
     import datafactor.policy.trusts.models
     import datafactor.registry.models
+    import datafactor.registry.verifications
     import datafactor.sandbox.models
     import datafactor.settlement.models  # noqa: F401

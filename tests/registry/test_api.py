@@ -303,3 +303,59 @@ def test_only_writes_a_verification_reads_bump_the_registry_revision(db, enterpr
             )
         )
     assert revision() == start + 1
+
+
+def test_another_worker_answers_a_verification_without_computing_it(
+    client, clock, db, settings, enterprise, operator, monkeypatch
+):
+    """Two server workers on one database (two apps, each with its own memory of answers): on
+    PostgreSQL the verification one computed is answered by the other from the shared store
+    (``registry.verifications``), byte for byte and without computing it; on SQLite the other
+    computes the same bytes itself."""
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+    from registry_support import drive_to_certified, initial, new_asset
+
+    from datafactor.app import create_app
+    from datafactor.db import Database
+    from datafactor.registry import services as registry
+    from datafactor.registry.models import RegistryCertificate
+
+    owner, registrar = principal(db, enterprise), principal(db, operator)
+    asset_id = new_asset(db, owner, scanned_version(db, settings, owner))
+    issuer = registry.issuer_for(settings)
+    _, holding, day = drive_to_certified(db, owner, registrar, initial(db, asset_id), issuer, TODAY)
+    with db.read() as s:
+        number = s.scalars(
+            select(RegistryCertificate.number).where(RegistryCertificate.right_id == holding)
+        ).one()
+    clock["today"] = day
+    url = f"/api/v1/registry/verify/{number}"
+    first = client.get(url)
+    assert first.status_code == 200 and first.json()["status"] == "active"
+
+    other_db = Database(db.url)
+    other = create_app(settings, other_db)
+    other.dependency_overrides[registry_today] = lambda: clock["today"]
+    computed: list[str] = []
+    real = registry.verify_certificate
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        computed.append(str(args[1]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "verify_certificate", counted)
+    try:
+        with TestClient(other) as second:
+            again = second.get(url)
+            assert again.status_code == 200 and again.content == first.content
+            assert computed == ([number] if db.is_sqlite else [])
+            # Another day is another key: computed by the worker asked first, shared on.
+            clock["today"] = day + timedelta(days=1)
+            computed.clear()
+            later = second.get(url)
+            assert later.status_code == 200 and client.get(url).content == later.content
+            assert computed == ([number, number] if db.is_sqlite else [number])
+    finally:
+        other_db.dispose()

@@ -20,8 +20,8 @@ from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from datafactor import dataplane
-from datafactor.db import today_cn
-from datafactor.registry import maintenance, pdf, services
+from datafactor.db import Database, today_cn
+from datafactor.registry import maintenance, pdf, services, verifications
 from datafactor.registry.certificates import normalise_certificate_number
 from datafactor.registry.schemas import (
     ActionCreate,
@@ -74,13 +74,23 @@ async def verify(number: str, db: DbDep, today: TodayDep) -> Response:
     # A cached answer is usually sent by VerificationShortcut before this route is reached; a
     # change to the key or the response here must be made there too.
     key = (number, today, await services.registry_revision(db))
-    cache = services.verification_cache(db)
-    body = cache.get(key)
+    body = await _known(db, key)
     if body is None:
         found = await db.run_read(lambda s: services.verify_certificate(s, number, today=today))
         body = VerificationPublic(**found.as_dict()).model_dump_json().encode()
-        cache.put(key, body)
+        services.verification_cache(db).put(key, body)
+        await verifications.share(db, *key, body)
     return Response(body, media_type="application/json")
+
+
+async def _known(db: Database, key: tuple[str, date, int]) -> bytes | None:
+    """A verification already computed for ``key``: by this worker (its memory), else by
+    another worker on the same database (``verifications``, then kept in memory too)."""
+    cache = services.verification_cache(db)
+    body: bytes | None = cache.get(key)
+    if body is None and (body := await verifications.shared(db, *key)) is not None:
+        cache.put(key, body)
+    return body
 
 
 class VerificationShortcut:
@@ -93,7 +103,7 @@ class VerificationShortcut:
     byte for byte: the cache is filled by the ``verify`` route alone, keyed by the path's
     certificate number, the day and the registry revision read *before* the lookup, exactly as
     that route keys it — so a hit means the route has served this number at this revision and
-    day. Everything else goes on to the app unchanged: any method but ``GET``, a query string
+    day (in this worker, or in another whose answer it shared: ``registry.verifications``). Everything else goes on to the app unchanged: any method but ``GET``, a query string
     (the route refuses unknown parameters), a path the route's ``{number}`` would not match, a
     miss, an error while reading the revision (the route then meets it and answers as it does),
     and an app with dependency overrides other than the registry's clock (``registry_today``,
@@ -143,10 +153,9 @@ class VerificationShortcut:
             if inspect.isawaitable(today):
                 today = await today
             key = (number, today, await services.registry_revision(db))
+            return await _known(db, key)
         except Exception:  # the route meets the same error and answers it as it does
             return None
-        body: bytes | None = services.verification_cache(db).get(key)
-        return body
 
 
 @router.get("/assets", response_model=Page[AssetPublic], summary="Registry assets")
