@@ -824,7 +824,12 @@ def negotiations_accept_cmd(
     negotiation: _Annotated[str, typer.Argument(help="Id or number (GX-DN-…).")],
     as_user: _AsUser,
     seq: _Annotated[
-        int | None, typer.Option("--seq", help="The offer you accept (refused if newer).")
+        int | None,
+        typer.Option(
+            "--seq",
+            help="Required: the number of the offer you accept (refused without it, or when a "
+            "newer offer has arrived).",
+        ),
     ] = None,
     as_json: _Json = False,
 ) -> None:

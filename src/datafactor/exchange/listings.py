@@ -9,9 +9,10 @@ and version in ``rules/exchange.yaml``); the automatic checks run and are stored
 failing one refuses the submission with every reason and rule id); a compliance assessor (a law
 firm: service role ``compliance_assessor``) works through the checklist and signs its opinion;
 the exchange operator approves (→ published, appended to the ledger), returns, refuses, and later
-suspends, resumes or delists — every step with its reasons, audited, in ``ExchangeListingEvent``,
-and told to the seller. The listing is numbered ``GX-DL-<year>-<serial>`` from the row-locked
-``ExchangeSerial``.
+suspends, resumes or delists — never, but for suspending and delisting, a listing its own party
+has an interest in (``review_conflict``: separation of duties, EXC-LST-SEPARATION) — every step
+with its reasons, audited, in ``ExchangeListingEvent``,
+and told to the seller. The listing is numbered ``GX-DL-<year>-<serial>`` (``exchange.serials``).
 
 Search: ``search_text`` holds the listing's words normalised — NFKC, lower case, Latin words whole,
 CJK runs as single characters and character bigrams — each wrapped in spaces, the title's words
@@ -28,15 +29,19 @@ The interface the trades use (orders, negotiation, auctions, contracts — layer
         supervisor who sees every listing) that it may buy now, locked FOR UPDATE and re-read
         from the row when ``lock``; refused with the rule when it is not offered to the buyer
         (404), not listed or suspended, the seller is no longer verified,
-        its certificate is no longer active or the seller no longer holds the product-operation
-        right, the product is core data (never traded), the buyer is the seller, or the buyer is
-        not verified. (The other prohibited-trade checks run at submission, approval and
-        resumption.)
+        its certificate is no longer active (pledged among others) or the seller no longer
+        holds the product-operation right, the registry has the right under an open title
+        dispute (``registry.title_disputes``), the product is core data (never traded), the
+        buyer is the seller, or the buyer is not verified — the checks the mall order's
+        ``trade_listing`` runs too (``_check_tradable``). (The other prohibited-trade checks run
+        at submission, approval and resumption.)
     take_quantity(session, listing, quantity) -> None
         under the caller's row lock: take ``quantity`` licences of a limited listing (refused
         when fewer remain); nothing for an unlimited one.
     take_number(session, kind, prefix, year) -> str
-        the next ``GX-<prefix>-<year>-<serial>`` number of ``kind`` from the row-locked counter.
+        the next ``GX-<prefix>-<year>-<serial>`` number of ``kind`` (``exchange.serials``).
+    visibility(session, viewer, states) -> ColumnElement[bool]
+        which listings ``viewer`` may see, as a SQL condition (the auctions' list filters by it).
 """
 
 from __future__ import annotations
@@ -54,7 +59,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final
 
-import sqlalchemy as sa
 from sqlalchemy import (
     Table,
     Text,
@@ -70,12 +74,12 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from datafactor import audit, discovery, identity, inbox, ledger, registry
 from datafactor.errors import N_, DomainError
+from datafactor.exchange import serials
 from datafactor.exchange.domain import (
     LISTING_STATE_LABELS,
     LISTING_TRANSITIONS,
@@ -99,7 +103,6 @@ from datafactor.exchange.models import (
     ExchangeListingEvent,
     ExchangeListingReview,
     ExchangeOrder,
-    ExchangeSerial,
 )
 from datafactor.exchange.rulebook import exchange_rules
 from datafactor.fastsql import Plan, Raw
@@ -221,6 +224,15 @@ MSG_CERT_NOT_ACTIVE: Final = N_(
 MSG_NO_CERT: Final = N_(
     "The product-operation right on “{asset}” has no registration certificate: complete its "
     "registration first (rule {rule})."
+)
+MSG_PLEDGED: Final = N_(
+    "The product-operation right behind certificate {certificate} is pledged: a pledged right is "
+    "not licensed or traded until the pledgee releases the pledge (rule {rule})."
+)
+MSG_DISPUTED: Final = N_(
+    "{number} cannot be traded now: the registry has the right behind certificate "
+    "{certificate} under an open title dispute ({disputes}). Orders, bids and agreements "
+    "resume when the registry lifts or resolves it (rule {rule})."
 )
 MSG_RIGHT_GONE: Final = N_(
     "The seller no longer holds the product-operation right on this product (status: {status}): "
@@ -357,6 +369,11 @@ MSG_NOT_ASSESSOR: Final = N_(
 MSG_ASSESSOR_CONFLICT: Final = N_(
     "A compliance assessor cannot assess a listing of its own party or one it brokers "
     "(rule {rule})."
+)
+MSG_REVIEW_CONFLICT: Final = N_(
+    "Your party sells {number}, brokers it or for its seller, or is paid from it: a reviewer "
+    "never decides ({action}) a listing its own party has an interest in. Another reviewer of "
+    "the exchange decides it (rule {rule})."
 )
 MSG_CHECKLIST: Final = N_(
     "Assess every item of the checklist exactly once ({missing} missing or unknown), each pass, "
@@ -567,6 +584,42 @@ def assessor_conflict(listing: ExchangeListing, party_id: str) -> bool:
     return party_id in interested
 
 
+def brokered_sellers(session: Session, party_id: str) -> set[str]:
+    """The sellers ``party_id`` brokers for: those with a listing (in any state) naming it as
+    broker."""
+    if not party_id or not plain_id(party_id):
+        return set()
+    return set(
+        session.scalars(
+            select(ExchangeListing.seller_id)
+            .where(ExchangeListing.broker_id == party_id)
+            .distinct()
+        )
+    )
+
+
+def review_conflict(
+    session: Session,
+    listing: ExchangeListing,
+    party_id: str,
+    *,
+    brokered: set[str] | None = None,
+) -> bool:
+    """Whether a reviewer of ``party_id`` — the exchange's, or a compliance assessor — has an
+    interest in ``listing`` (separation of duties, EXC-LST-SEPARATION): its party sells or
+    brokers it or is paid from it (``assessor_conflict``), or brokers for its seller in another
+    listing. ``brokered``: ``brokered_sellers(session, party_id)`` when already read."""
+    if assessor_conflict(listing, party_id):
+        return True
+    sellers = brokered_sellers(session, party_id) if brokered is None else brokered
+    return listing.seller_id in sellers
+
+
+# The exchange's decisions an interested reviewer may not take: those that judge a listing or put
+# it on sale. Suspending and delisting stop its trading and stay open to every reviewer.
+CONFLICTED_DECISIONS: Final = frozenset({"approve", "return", "refuse", "resume"})
+
+
 def is_operator(principal: Principal | None) -> bool:
     return principal is not None and principal.can(P.EXCHANGE_LISTING_REVIEW)
 
@@ -678,24 +731,8 @@ def _search_clause(tokens: Sequence[str]) -> tuple[ColumnElement[Any], ColumnEle
 
 
 def take_number(session: Session, kind: str, prefix: str, year: int) -> str:
-    """The next ``GX-<prefix>-<year>-<serial>`` of ``kind`` from the row-locked per-year counter
-    (concurrent takers wait for each other; the first of a year creates the counter)."""
-    stmt = (
-        select(ExchangeSerial)
-        .where(ExchangeSerial.kind == kind, ExchangeSerial.year == year)
-        .with_for_update()
-    )
-    counter = session.execute(stmt).scalar_one_or_none()
-    if counter is None:
-        try:
-            with session.begin_nested():
-                session.add(ExchangeSerial(kind=kind, year=year, last_serial=0))
-        except IntegrityError:
-            pass  # a concurrent creator won the insert: lock its row instead
-        counter = session.execute(stmt).scalar_one()
-    counter.last_serial += 1
-    session.flush()
-    return number(prefix, year, counter.last_serial)
+    """The next ``GX-<prefix>-<year>-<serial>`` of ``kind`` (``serials.take``)."""
+    return number(prefix, year, serials.take(session, kind, year))
 
 
 # --- the draft and its checks -----------------------------------------------------------------
@@ -1843,7 +1880,7 @@ def assess_listing(
     listing = _lock(session, listing_id)
     if listing is None or not _visible(session, actor, listing):
         raise ExchangeNotFound(MSG_NOT_FOUND, rule=_rid("listing_visible"))
-    if assessor_conflict(listing, actor.party_id):
+    if review_conflict(session, listing, actor.party_id):
         raise ExchangeForbidden(MSG_ASSESSOR_CONFLICT, rule=rule)
     state = ListingState(listing.state)
     if state is not ListingState.SUBMITTED:
@@ -1946,6 +1983,13 @@ def decide_listing(
     listing = _lock(session, listing_id)
     if listing is None:
         raise ExchangeNotFound(MSG_NOT_FOUND, rule=_rid("listing_visible"))
+    if action in CONFLICTED_DECISIONS and review_conflict(session, listing, actor.party_id):
+        raise ExchangeForbidden(
+            MSG_REVIEW_CONFLICT,
+            rule=_rid("listing_separation"),
+            number=listing.number,
+            action=action,
+        )
     allowed, target = DECISIONS[action]
     if ListingState(listing.state) not in allowed:
         raise ExchangeStateConflict(
@@ -2021,7 +2065,7 @@ ONCE_PUBLISHED: Final = (
 )
 
 
-def _visibility(
+def visibility(
     session: Session, viewer: Principal | None, states: Sequence[str] = ONCE_PUBLISHED
 ) -> ColumnElement[bool]:
     """Which listings ``viewer`` may see: every one for the operator and supervisors; its own
@@ -2049,18 +2093,6 @@ def _visibility(
     return or_(*clauses)
 
 
-def _buyer_visibility(session: Session, buyer: Principal) -> ColumnElement[bool]:
-    """The listings ``buyer`` may buy from: those once published whose audience includes it (no
-    supervisor's or assessor's view of everything), and its own (refused as its own later)."""
-    verified = _verified(session, buyer)
-    offered = and_(
-        ExchangeListing.state.in_(list(ONCE_PUBLISHED)), _audience_clause(buyer, verified)
-    )
-    if not buyer.party_id:
-        return offered
-    return or_(offered, ExchangeListing.seller_id == buyer.party_id)
-
-
 def _verified(session: Session, viewer: Principal) -> bool:
     if not viewer.can(P.EXCHANGE_LISTING_READ):
         return False
@@ -2072,7 +2104,7 @@ def _visible(session: Session, viewer: Principal | None, listing: ExchangeListin
     if _sees_all(viewer):
         return True
     found = session.scalar(
-        select(literal(1)).where(ExchangeListing.id == listing.id, _visibility(session, viewer))
+        select(literal(1)).where(ExchangeListing.id == listing.id, visibility(session, viewer))
     )
     return found is not None
 
@@ -2082,9 +2114,7 @@ def get_listing(session: Session, viewer: Principal | None, listing_id: str) -> 
     if not plain_id(listing_id):
         raise ExchangeNotFound(MSG_NOT_FOUND, rule=_rid("listing_visible"))
     row = session.scalar(
-        select(ExchangeListing).where(
-            ExchangeListing.id == listing_id, _visibility(session, viewer)
-        )
+        select(ExchangeListing).where(ExchangeListing.id == listing_id, visibility(session, viewer))
     )
     if row is None:
         raise ExchangeNotFound(MSG_NOT_FOUND, rule=_rid("listing_visible"))
@@ -2145,7 +2175,7 @@ def list_listings(
         query.price_max_fen if query.price_max_fen is None else min(query.price_max_fen, cap)
     )
     known = ONCE_PUBLISHED if query.state else (ListingState.PUBLISHED.value,)
-    stmt = select(ExchangeListing).where(_visibility(session, viewer, known))
+    stmt = select(ExchangeListing).where(visibility(session, viewer, known))
     if query.mine:
         if viewer is None:
             return [], 0
@@ -2278,13 +2308,19 @@ def review_queue(
             )
         )
 
-    if is_assessor(session, viewer):
-        out["assess"] = [
-            r for r in rows(ListingState.SUBMITTED) if not assessor_conflict(r, viewer.party_id)
+    brokered = brokered_sellers(session, viewer.party_id)
+
+    def free(found: list[ExchangeListing]) -> list[ExchangeListing]:
+        """Without the listings the viewer's party has an interest in (EXC-LST-SEPARATION)."""
+        return [
+            r for r in found if not review_conflict(session, r, viewer.party_id, brokered=brokered)
         ]
+
+    if is_assessor(session, viewer):
+        out["assess"] = free(rows(ListingState.SUBMITTED))
     if is_operator(viewer):
-        out["decide"] = rows(ListingState.ASSESSED)
-        out["submitted"] = rows(ListingState.SUBMITTED)
+        out["decide"] = free(rows(ListingState.ASSESSED))
+        out["submitted"] = free(rows(ListingState.SUBMITTED))
         out["suspended"] = rows(ListingState.SUSPENDED)
     return out
 
@@ -2343,46 +2379,28 @@ def tradable_listing(
 ) -> ExchangeListing:
     """The published listing ``buyer`` may see and buy now (locked FOR UPDATE when ``lock``, its
     attributes re-read from the locked row). What a buyer may buy follows the listing's audience
-    alone: an operator or supervisor who may *see* every listing buys only what is offered to it."""
+    alone: an operator or supervisor who may *see* every listing buys only what is offered to it.
+    The checks are ``trade_listing``'s (``_check_tradable``), the registry's part cached alike
+    under the registry's revision, read here once the listing is loaded (locked): on PostgreSQL
+    a statement of its own, so it sees every registry change committed before the lock was
+    granted."""
     if not plain_id(listing_id):
         raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
-    stmt = select(ExchangeListing).where(
-        ExchangeListing.id == listing_id, _buyer_visibility(session, buyer)
-    )
+    stmt = select(ExchangeListing).where(ExchangeListing.id == listing_id)
     if lock:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     listing = session.scalar(stmt)
     if listing is None:
         raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
-    buyer_rule = _rid("listing_buyer")
-    info = party_info(session, buyer.party_id)
-    if info is None or not info.verified:
-        raise ExchangeForbidden(MSG_BUYER_UNVERIFIED, rule=buyer_rule)
-    if buyer.party_id == listing.seller_id:
-        raise ExchangeForbidden(MSG_BUYER_SELLER, rule=buyer_rule, number=listing.number)
-    state = ListingState(listing.state)
-    if state is not ListingState.PUBLISHED:
-        raise ExchangeStateConflict(
-            MSG_NOT_LISTED,
-            rule=_rid("listing_state"),
-            number=listing.number,
-            state=state.value,
-        )
-    seller = party_info(session, listing.seller_id)
-    if seller is None or not seller.verified:
-        raise ExchangeStateConflict(
-            MSG_SELLER_SUSPENDED, rule=_rid("listing_seller"), number=listing.number
-        )
-    check_seller_right(session, listing, on)
-    facts = registry.asset_facts(session, listing.asset_id)
-    if facts is not None and facts.grade == discovery.Grade.CORE.value:
-        raise ExchangeForbidden(MSG_CORE, rule=_rid("listing_core"))
+    revision = session.scalar(select(_REVISION_VALUE))
+    _check_tradable(session, listing, buyer, on, revision=revision)
     return listing
 
 
-def check_seller_right(session: Session, listing: ExchangeListing, on: date) -> None:
+def check_seller_right(session: Session, listing: ExchangeListing | TradeListing, on: date) -> None:
     """The seller still holds the listing's product-operation right, in force on ``on``, with
-    an active certificate — at every trade and at every signature (refused otherwise)."""
+    an active certificate — at every trade and at every signature (refused otherwise; a pledged
+    right is refused as pledged: it is not licensed until the pledgee releases it)."""
     cert_rule = _rid("listing_certificate")
     right = registry.right_of(session, listing.right_id)
     if (
@@ -2398,11 +2416,28 @@ def check_seller_right(session: Session, listing: ExchangeListing, on: date) -> 
     current = registry.current_certificate(session, right.id)
     status = "missing" if current is None else _certificate_status(right, current[1], on)
     if current is None or status != registry.CertificateStatus.ACTIVE.value:
+        pledged = status == registry.CertificateStatus.PLEDGED.value
         raise ExchangeStateConflict(
-            MSG_CERT_NOT_ACTIVE,
+            MSG_PLEDGED if pledged else MSG_CERT_NOT_ACTIVE,
             rule=cert_rule,
             certificate=current[0] if current else listing.certificate_number,
             status=status,
+        )
+
+
+def check_no_dispute(session: Session, listing: ExchangeListing | TradeListing, on: date) -> None:
+    """No open title dispute on the listing's right or any right its title rests on, as the
+    registry sees it on ``on`` (``registry.title_disputes``): an objection registration in force
+    or substantiated, an objection lodged during a notice and not yet decided. Refused (409,
+    EXC-LST-DISPUTE) while there is one; trading resumes when the registry closes it."""
+    disputes = registry.title_disputes(session, listing.right_id, today=on)
+    if disputes:
+        raise ExchangeStateConflict(
+            MSG_DISPUTED,
+            rule=_rid("listing_dispute"),
+            number=listing.number,
+            certificate=listing.certificate_number,
+            disputes=", ".join(disputes),
         )
 
 
@@ -2440,18 +2475,20 @@ def take_quantity(session: Session, listing: ExchangeListing, quantity: int) -> 
 # runs: one compiled statement (``fastsql``) locks the listing's row and reads, with it, the
 # buyer's and the seller's party rows, the registry's revision and the listing's latest review —
 # where the ORM path read them in seven statements — and the checks run in Python in the same
-# order, with the same refusals. The registry's part (the seller's right in force, its
-# certificate active, the product not core data) is cached per database under the registry's
-# revision counter, which every write of a right, certificate, asset or lineage link bumps in
-# its transaction (``registry.models.RegistryRevision``): a check that passed at the revision
-# read in this transaction holds for everything that revision covers, so it is re-run only when
-# the registry changed (or the day did).
+# order, with the same refusals (``_check_tradable``, shared with ``tradable_listing``). The
+# registry's part (the seller's right in force, its certificate active, no open title dispute,
+# the product not core data) is cached per database under the registry's revision counter, which
+# every write of a right, certificate, asset, lineage link, objection registration or notice
+# objection bumps in its transaction (``registry.revision_value``): a check that passed at the
+# revision read in this transaction holds for everything that revision covers, so it is re-run
+# only when the registry changed (or the day did).
 
 _L: Table = ExchangeListing.__table__  # type: ignore[assignment]
 _REVIEW: Table = ExchangeListingReview.__table__  # type: ignore[assignment]
-# The registry's and identity's tables, named here rather than imported: their surfaces offer no
-# Core selectable, and the trade reads one column of the first and a party's card of the second.
-_REVISION = sa.table("registry_revision", sa.column("id"), sa.column("value"))
+# The registry's revision and the parties' cards through their owners' surfaces (a scalar
+# subquery, an aliased table): the trade reads one column of the first and a party's card of
+# the second in its locking statement.
+_REVISION_VALUE: Final = registry.revision_value()
 _PARTY_COLUMNS: Final = (
     "id",
     "kind",
@@ -2463,9 +2500,8 @@ _PARTY_COLUMNS: Final = (
     "country",
     "status",
 )
-_PARTY = sa.table("party", *(sa.column(c) for c in _PARTY_COLUMNS))
-_BUYER = _PARTY.alias("buyer_party")
-_SELLER = _PARTY.alias("seller_party")
+_BUYER = identity.party_card_table("buyer_party")
+_SELLER = identity.party_card_table("seller_party")
 _TRADE_COLUMNS: Final = (
     "id",
     "number",
@@ -2494,7 +2530,7 @@ _TRADE_COLUMNS: Final = (
 _TRADE_LISTING: Final = Plan(
     select(
         *(_L.c[name] for name in _TRADE_COLUMNS),
-        select(_REVISION.c.value).where(_REVISION.c.id == 1).scalar_subquery().label("revision"),
+        _REVISION_VALUE.label("revision"),
         select(_REVIEW.c.id)
         .where(_REVIEW.c.listing_id == _L.c.id)
         .order_by(_REVIEW.c.created_at.desc(), _REVIEW.c.id.desc())
@@ -2519,7 +2555,7 @@ _TRADE_LISTING: Final = Plan(
 _ORDER: Table = ExchangeOrder.__table__  # type: ignore[assignment]
 _AFTER_LOCK: Final = Plan(
     select(
-        select(_REVISION.c.value).where(_REVISION.c.id == 1).scalar_subquery().label("revision"),
+        _REVISION_VALUE.label("revision"),
         select(_ORDER.c.id)
         .where(
             _ORDER.c.buyer_id == bindparam("buyer"), _ORDER.c.idempotency_key == bindparam("key")
@@ -2602,52 +2638,20 @@ def _audience_allows(access: Mapping[str, Any] | None, viewer: Principal, verifi
     return audience == "parties" and f'"{viewer.party_id}"' in json.dumps(access)
 
 
-# (revision, right, seller, asset, day) → the registry's checks passed; per database.
-_REGISTRY_PASSED: Final[weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], bool]]] = (
-    weakref.WeakKeyDictionary()
-)
-_REGISTRY_PASSED_MAX: Final = 4096
-
-
-def _registry_checks(session: Session, listing: TradeListing, on: date) -> None:
-    """The seller's right and certificate (``check_seller_right``) and the core-data refusal."""
-    check_seller_right(session, listing, on)  # type: ignore[arg-type]
-    facts = registry.asset_facts(session, listing.asset_id)
-    if facts is not None and facts.grade == discovery.Grade.CORE.value:
-        raise ExchangeForbidden(MSG_CORE, rule=_rid("listing_core"))
-
-
-def trade_listing(
-    session: Session, raw: Raw, listing_id: str, *, buyer: Principal, on: date, key: str = ""
-) -> TradeListing:
-    """``tradable_listing(session, listing_id, buyer=buyer, on=on, lock=True)`` for the mall
-    order (see above): the same refusals in the same order; the listing's row locked. On
-    PostgreSQL ``placed_id`` is the order the buyer's ``key`` names once the lock is held."""
-    if not plain_id(listing_id):
-        raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
-    row = raw.first(_TRADE_LISTING, {"listing_id": listing_id, "buyer": buyer.party_id or ""})
-    if row is None:
-        raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
-    n = len(_TRADE_COLUMNS)
-    listing = TradeListing(*row[:n], review_id=row[n + 1])  # type: ignore[misc]
-    revision = row[n]
-    width = len(_PARTY_COLUMNS)
-    buyer_row = PartyRow(*row[n + 2 : n + 2 + width]) if row[n + 2] is not None else None
-    seller_row = PartyRow(*row[n + 2 + width :]) if row[n + 2 + width] is not None else None
-    if not raw.is_sqlite:  # what may have changed while the lock was awaited (see above)
-        after = raw.first(
-            _AFTER_LOCK,
-            {"buyer": buyer.party_id or "", "key": key, "seller": listing.seller_id},
-        )
-        if after is not None:  # one row always
-            revision, listing.placed_id = after[0], after[1]
-            seller_row = PartyRow(*after[2:]) if after[2] is not None else None
-    # What ``party_row`` would have read: the contract's cards come from these.
-    held: dict[str, Any] = session.info.setdefault(_PARTIES, {})
-    if buyer.party_id and plain_id(buyer.party_id):
-        held[buyer.party_id] = buyer_row
-    if listing.seller_id and plain_id(listing.seller_id):
-        held[listing.seller_id] = seller_row
+def _check_tradable(
+    session: Session,
+    listing: ExchangeListing | TradeListing,
+    buyer: Principal,
+    on: date,
+    *,
+    revision: int | None,
+) -> None:
+    """The one set of checks of a trade on ``listing``, for the ORM path (``tradable_listing``)
+    and the mall order's compiled one (``trade_listing``) alike — the same refusals, rule ids
+    and order: not offered to the buyer (404, EXC-LST-VISIBLE), the buyer not verified or the
+    seller itself (403, EXC-LST-BUYER), not published (409, EXC-LST-STATE), the seller no longer
+    verified (409, EXC-LST-SELLER), then the registry's part (``_registry_checks``). The parties
+    are read through ``party_row``, which the compiled path fills from its locking statement."""
     buyer_info = party_info(session, buyer.party_id)
     verified = buyer.can(P.EXCHANGE_LISTING_READ) and buyer_info is not None and buyer_info.verified
     visible = (
@@ -2673,19 +2677,82 @@ def trade_listing(
         raise ExchangeStateConflict(
             MSG_SELLER_SUSPENDED, rule=_rid("listing_seller"), number=listing.number
         )
-    if revision is None:  # no counter to key the cache by: check every time
-        _registry_checks(session, listing, on)
-        return listing
-    bind = session.get_bind()
-    passed = _REGISTRY_PASSED.get(bind)
-    if passed is None:
-        passed = _REGISTRY_PASSED[bind] = {}
-    checked = (int(revision), listing.right_id, listing.seller_id, listing.asset_id, on)
-    if checked not in passed:
-        _registry_checks(session, listing, on)  # raises a refusal, which is never cached
+    _registry_checks(session, listing, on, revision)
+
+
+# (revision, right, seller, asset, day) → the registry's checks passed; per database.
+_REGISTRY_PASSED: Final[weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], bool]]] = (
+    weakref.WeakKeyDictionary()
+)
+_REGISTRY_PASSED_MAX: Final = 4096
+
+
+def _registry_checks(
+    session: Session, listing: ExchangeListing | TradeListing, on: date, revision: int | None
+) -> None:
+    """The registry's part of a trade's checks: the seller's right held and in force with an
+    active certificate (``check_seller_right``, EXC-LST-CERT), no open title dispute on it
+    (``check_no_dispute``, EXC-LST-DISPUTE), the product not core data (403, EXC-LST-CORE).
+
+    With the registry's ``revision`` read in this transaction, a pass is remembered per database
+    under (revision, right, seller, asset, day) and not re-run: every write these checks read —
+    a right, a certificate, an asset, a lineage link, an objection registration, an objection
+    lodged during a notice — bumps the revision in its transaction, and what changes with time
+    alone (a term, a certificate's validity, an objection registration's lapse) with the day. A
+    refusal is never remembered. Without a revision (``None``) the checks run every time."""
+    passed: dict[tuple[Any, ...], bool] | None = None
+    checked: tuple[Any, ...] = ()
+    if revision is not None:
+        bind = session.get_bind()
+        passed = _REGISTRY_PASSED.get(bind)
+        if passed is None:
+            passed = _REGISTRY_PASSED[bind] = {}
+        checked = (int(revision), listing.right_id, listing.seller_id, listing.asset_id, on)
+        if checked in passed:
+            return
+    check_seller_right(session, listing, on)
+    check_no_dispute(session, listing, on)
+    facts = registry.asset_facts(session, listing.asset_id)
+    if facts is not None and facts.grade == discovery.Grade.CORE.value:
+        raise ExchangeForbidden(MSG_CORE, rule=_rid("listing_core"))
+    if passed is not None:
         if len(passed) >= _REGISTRY_PASSED_MAX:
             passed.clear()
         passed[checked] = True
+
+
+def trade_listing(
+    session: Session, raw: Raw, listing_id: str, *, buyer: Principal, on: date, key: str = ""
+) -> TradeListing:
+    """``tradable_listing(session, listing_id, buyer=buyer, on=on, lock=True)`` for the mall
+    order (see above): the same checks (``_check_tradable``), the listing's row locked. On
+    PostgreSQL ``placed_id`` is the order the buyer's ``key`` names once the lock is held."""
+    if not plain_id(listing_id):
+        raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
+    row = raw.first(_TRADE_LISTING, {"listing_id": listing_id, "buyer": buyer.party_id or ""})
+    if row is None:
+        raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
+    n = len(_TRADE_COLUMNS)
+    listing = TradeListing(*row[:n], review_id=row[n + 1])  # type: ignore[misc]
+    revision = row[n]
+    width = len(_PARTY_COLUMNS)
+    buyer_row = PartyRow(*row[n + 2 : n + 2 + width]) if row[n + 2] is not None else None
+    seller_row = PartyRow(*row[n + 2 + width :]) if row[n + 2 + width] is not None else None
+    if not raw.is_sqlite:  # what may have changed while the lock was awaited (see above)
+        after = raw.first(
+            _AFTER_LOCK,
+            {"buyer": buyer.party_id or "", "key": key, "seller": listing.seller_id},
+        )
+        if after is not None:  # one row always
+            revision, listing.placed_id = after[0], after[1]
+            seller_row = PartyRow(*after[2:]) if after[2] is not None else None
+    # What ``party_row`` would have read: the checks and the contract's cards come from these.
+    held: dict[str, Any] = session.info.setdefault(_PARTIES, {})
+    if buyer.party_id and plain_id(buyer.party_id):
+        held[buyer.party_id] = buyer_row
+    if listing.seller_id and plain_id(listing.seller_id):
+        held[listing.seller_id] = seller_row
+    _check_tradable(session, listing, buyer, on, revision=revision)
     return listing
 
 

@@ -16,8 +16,10 @@ own; otherwise the seller, who authorised it to list. It never accepts or withdr
 a party and are the party's own acts.
 
 **Turns**: the sides alternate; an offer by the side whose offer is already the latest is
-refused, and a side accepts only the other side's latest offer (naming its ``seq`` guards
-against accepting terms that changed meanwhile). Every offer pushes the deadline to
+refused, and a side accepts only the other side's latest offer, which it names by its ``seq``
+(required on every path — API, form, CLI —, EXC-NEG-ACCEPT: a counter-offer that arrived a
+second before the click is never accepted unseen; a ``seq`` that is no longer the latest is
+refused, EXC-NEG-TURN). Every offer pushes the deadline to
 ``deadline_days`` from now, never beyond ``max_days`` from the opening; the clock
 (``expire_due_negotiations``) expires the ones that lapsed.
 
@@ -47,13 +49,12 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from datafactor import audit, identity, inbox, settlement
 from datafactor.db import CHINA, Database, utcnow
-from datafactor.errors import N_, NotFound
-from datafactor.exchange import contracts, listings
+from datafactor.errors import N_, BadRequest, NotFound
+from datafactor.exchange import contracts, listings, serials
 from datafactor.exchange.domain import (
     Channel,
     ContractState,
@@ -63,6 +64,7 @@ from datafactor.exchange.domain import (
     number,
 )
 from datafactor.exchange.errors import (
+    ExchangeError,
     ExchangeForbidden,
     ExchangeInvalid,
     ExchangeNotFound,
@@ -73,7 +75,6 @@ from datafactor.exchange.models import (
     ExchangeListing,
     ExchangeNegotiation,
     ExchangeOffer,
-    ExchangeSerial,
 )
 from datafactor.exchange.rulebook import exchange_rules
 from datafactor.permissions import Permission, Principal
@@ -210,6 +211,11 @@ MSG_OWN_OFFER: Final = N_(
     "Offer no. {seq} is your side's own: a side accepts only the other side's latest offer "
     "(rule {rule})."
 )
+MSG_SEQ_REQUIRED: Final = N_(
+    "Name the offer you accept by its number (seq): an acceptance without it could accept a "
+    "counter-offer that arrived after you read the terms. Read the latest offer and accept it "
+    "by its number (rule {rule})."
+)
 MSG_STALE: Final = N_(
     "Offer no. {seq} is no longer the latest: offer no. {latest} changed the terms. Read it and "
     "accept that one, or answer it (rule {rule})."
@@ -250,6 +256,12 @@ WHY_CONTRACT_ENDED: Final = N_(
     "contract {contract} ended before completion; {licences} licence(s) went back to the listing"
 )
 SYSTEM_REASONS: Final = (WHY_LAPSED, WHY_CONTRACT_ENDED)
+
+
+class OfferNotNamed(ExchangeError, BadRequest):
+    """An acceptance that does not name the offer it accepts: a bad request (400)."""
+
+    code = "exchange-offer-not-named"
 
 
 # ------------------------------------------------------------------------------------ rules
@@ -679,26 +691,6 @@ def agreement_policy(policy: Mapping[str, Any], negotiation: ExchangeNegotiation
 # ------------------------------------------------------------------------------------ writing
 
 
-def _next_serial(session: Session, year: int) -> int:
-    """The next negotiation serial of ``year`` from the row-locked per-year counter."""
-    stmt = (
-        select(ExchangeSerial)
-        .where(ExchangeSerial.kind == SERIAL_KIND, ExchangeSerial.year == year)
-        .with_for_update()
-    )
-    counter = session.execute(stmt).scalar_one_or_none()
-    if counter is None:
-        try:
-            with session.begin_nested():
-                session.add(ExchangeSerial(kind=SERIAL_KIND, year=year, last_serial=0))
-        except IntegrityError:
-            pass  # a concurrent first negotiation of the year created it: lock that row
-        counter = session.execute(stmt).scalar_one()
-    counter.last_serial += 1
-    session.flush()
-    return counter.last_serial
-
-
 def parties(negotiation: ExchangeNegotiation) -> list[str]:
     return sorted(
         {p for p in (negotiation.buyer_id, negotiation.seller_id, negotiation.broker_id) if p}
@@ -832,7 +824,7 @@ def open_negotiation(
         buyer_party is not None and str(buyer_party.kind) == FOREIGN
     )
     negotiation = ExchangeNegotiation(
-        number=number(NUMBER_PREFIX, today.year, _next_serial(session, today.year)),
+        number=number(NUMBER_PREFIX, today.year, serials.take(session, SERIAL_KIND, today.year)),
         state=S.OPEN.value,
         listing_id=listing.id,
         buyer_id=buyer.party_id,
@@ -1026,26 +1018,30 @@ def accept_offer(
     principal: Principal,
     negotiation_id: str,
     *,
-    seq: int | None = None,
+    seq: int | None,
     now: datetime,
 ) -> Accepted:
-    """Accept the other side's latest offer (``seq``: the offer the person read): the amount
-    frozen, licences taken, the contract opened — one transaction (see the module docstring).
-    Accepting an agreed negotiation's accepted offer again answers it (``replayed``)."""
+    """Accept offer ``seq`` — the offer the person read, which must still be the other side's
+    latest: the amount frozen, licences taken, the contract opened — one transaction (see the
+    module docstring). Without ``seq`` nothing is accepted (400, EXC-NEG-ACCEPT): "the latest
+    offer" could be a counter-offer that arrived a second before the click. Accepting an agreed
+    negotiation's accepted offer again answers it (``replayed``)."""
     negotiation = _load(session, principal, negotiation_id, lock=True)
     side = _side(negotiation, principal, deciding=True)
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise OfferNotNamed(MSG_SEQ_REQUIRED, rule=_rule("negotiation_accept"), field="seq")
     latest = latest_offer(session, negotiation.id)
     if (
         negotiation.state == S.AGREED
         and negotiation.contract_id
-        and seq in (None, latest.seq)
+        and seq == latest.seq
         and side_of(negotiation, latest) != side
     ):
         contract = session.get(ExchangeContract, negotiation.contract_id)
         assert contract is not None
         return Accepted(negotiation, contract, replayed=True)
     _require_open(negotiation, now)
-    if seq is not None and seq != latest.seq:
+    if seq != latest.seq:
         raise ExchangeStateConflict(
             MSG_STALE, rule=_rule("negotiation_turn"), seq=seq, latest=latest.seq
         )

@@ -686,6 +686,7 @@ def _review_page(
         reviews = listings.listing_reviews(s, principal, listing_id)
         events = listings.listing_events(s, principal, listing_id)
         names = listings.seller_names(s, [row])
+        conflicted = listings.review_conflict(s, row, principal.party_id)
     decisions = [
         action
         for action, (allowed, _) in listings.DECISIONS.items()
@@ -705,10 +706,11 @@ def _review_page(
         names=names,
         policy_text=_policy_text(row),
         checklist=checklist,
-        may_assess=assessor
-        and row.state == ListingState.SUBMITTED.value
-        and not listings.assessor_conflict(row, principal.party_id),
-        decisions=decisions if operator else [],
+        may_assess=assessor and row.state == ListingState.SUBMITTED.value and not conflicted,
+        decisions=[d for d in decisions if not (conflicted and d in listings.CONFLICTED_DECISIONS)]
+        if operator
+        else [],
+        review_conflict=conflicted and operator,
         form=form or {},
         **_rule_values(),
         **LABELS,

@@ -25,6 +25,7 @@ from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from datafactor import audit, ledger
 from datafactor.db import Database, utcnow
@@ -327,6 +328,14 @@ def set_party_standing(
         reasons=[party.status_reason],
     )
     return party
+
+
+def party_card_table(name: str) -> NamedFromClause:
+    """The parties' table under the alias ``name``, for another domain's compiled Core statement
+    that reads a party's card (``id``, ``kind``, ``service_role``, ``name``, ``name_en``,
+    ``code_type``, ``code``, ``country``, ``status``) with its own rows in one round trip — the
+    exchange's mall order reads its buyer and seller with the listing's lock. Read only."""
+    return Party.__table__.alias(name)
 
 
 def get_party(session: Session, principal: Principal, party_id: str) -> Party:

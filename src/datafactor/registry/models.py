@@ -305,10 +305,11 @@ class RegistryCertificateSerial(Base):
 class RegistryRevision(Base):
     """One row counting the changes to what a certificate's verification shows.
 
-    Every transaction that writes a right, a certificate, an asset, a lineage link or an objection
-    registration bumps ``value`` as it commits (``bump_revision_at_commit``), so a
-    verification computed after reading the counter can be reused by any reader that reads the
-    same counter value (``services.VerificationCache``): nothing it depends on has changed since.
+    Every transaction that writes a right, a certificate, an asset, a lineage link, an objection
+    registration or an objection lodged during a notice bumps ``value`` as it commits
+    (``bump_revision_at_commit``), so a verification computed after reading the counter can be
+    reused by any reader that reads the same counter value (``services.VerificationCache``, the
+    exchange's check of a listed right at each trade): nothing it depends on has changed since.
     """
 
     __tablename__ = "registry_revision"
@@ -329,8 +330,16 @@ class RegistryCalendarDay(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-# Tables whose rows a certificate verification reads (status, chain of title, objections).
-_VERIFIED_FROM: Final = (RegistryRight, RegistryCertificate, RegistryAsset, RegistryLineage)
+# Tables whose rows a certificate verification reads (status, chain of title, objections), or
+# the exchange's check of a listed right at each trade (``title_disputes``: also the objections
+# lodged during a notice, which open a title dispute until they are decided).
+_VERIFIED_FROM: Final = (
+    RegistryRight,
+    RegistryCertificate,
+    RegistryAsset,
+    RegistryLineage,
+    RegistryObjection,
+)
 _BUMP: Final = (
     update(RegistryRevision)
     .where(RegistryRevision.id == 1)

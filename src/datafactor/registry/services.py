@@ -33,6 +33,7 @@ from typing import Any, Final
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from datafactor import audit, dataplane, discovery, identity, ledger
 from datafactor.db import Database, new_id, today_cn, utcnow
@@ -620,35 +621,79 @@ def _title_rights(book: RightsBook, right_id: str | None, on: date) -> set[str]:
         return {right_id}
 
 
+def _disputes_on(
+    session: Session,
+    asset_id: str,
+    right_id: str | None,
+    book: RightsBook,
+    on: date,
+    *,
+    application_id: str = "",
+    correcting: bool = False,
+) -> tuple[str, ...]:
+    """Open title disputes on ``asset_id`` and ``right_id`` (ids of the objections and
+    objection registrations): undecided objections lodged against applications on the asset
+    (other than ``application_id``), and objection registrations in force on the right or on
+    any right its title rests on (a substantiated one does not block the correction that
+    carries it out)."""
+    objections = select(RegistryObjection.id).join(
+        RegistryApplication, RegistryApplication.id == RegistryObjection.application_id
+    )
+    found = list(
+        session.scalars(
+            objections.where(
+                RegistryApplication.asset_id == asset_id,
+                RegistryApplication.id != application_id,
+                RegistryObjection.outcome.is_(None),
+            )
+        )
+    )
+    for other, record in _objection_records(session, _title_rights(book, right_id, on)):
+        if other.id == application_id or not record.disputes(on):
+            continue
+        if correcting and record.closed is ObjectionRecordStatus.SUBSTANTIATED:
+            continue
+        found.append(other.id)
+    return tuple(found)
+
+
 def _open_disputes(
     session: Session,
     row: RegistryApplication,
     book: RightsBook,
     on: date,
 ) -> tuple[str, ...]:
-    """Open title disputes the application meets: undecided objections lodged against other
-    applications on the asset, and objection registrations in force on the right acted on or
-    on any right its title rests on (a substantiated one does not block the correction that
-    carries it out)."""
-    found = list(
-        session.scalars(
-            select(RegistryObjection.id)
-            .join(RegistryApplication, RegistryApplication.id == RegistryObjection.application_id)
-            .where(
-                RegistryApplication.asset_id == row.asset_id,
-                RegistryApplication.id != row.id,
-                RegistryObjection.outcome.is_(None),
-            )
-        )
+    """Open title disputes the application meets (``_disputes_on`` its asset and the right it
+    acts on)."""
+    return _disputes_on(
+        session,
+        row.asset_id,
+        row.right_id,
+        book,
+        on,
+        application_id=row.id,
+        correcting=row.type == RegistrationType.CORRECTION.value,
     )
-    correcting = row.type == RegistrationType.CORRECTION.value
-    for other, record in _objection_records(session, _title_rights(book, row.right_id, on)):
-        if other.id == row.id or not record.disputes(on):
-            continue
-        if correcting and record.closed is ObjectionRecordStatus.SUBSTANTIATED:
-            continue
-        found.append(other.id)
-    return tuple(found)
+
+
+def title_disputes(
+    session: Session, right_id: str, *, today: date | None = None
+) -> tuple[str, ...]:
+    """The open title disputes on a registered right on ``today``, as the open-dispute rule
+    (REG-REFUSE-OPEN-DISPUTE) sees them for a registration acting on it: objection
+    registrations in force or substantiated on the right or on any right its title rests on,
+    and undecided objections lodged against an application on its asset — the ids of those
+    objection registrations and objections; empty when there is none (or no such right).
+
+    Every write that opens or closes one bumps the registry's revision (``RegistryRevision``),
+    except an objection registration's lapse, which comes with the day: a reader may reuse an
+    empty answer for the same revision and day (the exchange's trades do)."""
+    row = session.get(RegistryRight, right_id) if right_id else None
+    if row is None:
+        return ()
+    on = today or today_cn()
+    book, _ = _load_book(session, [row.asset_id])
+    return _disputes_on(session, row.asset_id, row.id, book, on)
 
 
 def _application_facts(
@@ -1837,9 +1882,21 @@ def verify_certificate(session: Session, number: str, *, today: date | None = No
     return Verification(certificate, status, right.status, valid, chain, problem, objections)
 
 
+_REVISION_VALUE: Final = (
+    select(RegistryRevision.__table__.c.value)
+    .where(RegistryRevision.__table__.c.id == 1)
+    .scalar_subquery()
+)
 _REVISION: Final = select(RegistryRevision.__table__.c.value).where(
     RegistryRevision.__table__.c.id == bindparam("id")
 )
+
+
+def revision_value() -> ScalarSelect[int]:
+    """The registry's change counter (``RegistryRevision``) as a scalar subquery, for another
+    domain's Core statement that reads it with its own rows (the exchange's mall order keys its
+    cache of the registry's checks by it)."""
+    return _REVISION_VALUE
 
 
 async def registry_revision(db: Database) -> int:

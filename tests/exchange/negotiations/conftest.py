@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from auctions_support import NOW, TradeWorld, trade_world
@@ -14,6 +14,8 @@ from datafactor.exchange import negotiation
 from datafactor.exchange.models import ExchangeNegotiation
 from datafactor.permissions import Principal
 from datafactor.settings import Settings
+
+LATEST: Final = object()  # ``accept``'s default: the number of the latest offer
 
 
 @pytest.fixture
@@ -65,13 +67,21 @@ def offer(db: Database) -> Callable[..., None]:
 
 @pytest.fixture
 def accept(db: Database) -> Callable[..., negotiation.Accepted]:
-    """``accept(principal, negotiation_id, seq=None, now=NOW)``, as the entry points run it."""
+    """``accept(principal, negotiation_id, seq=LATEST, now=NOW)``, as the entry points run it:
+    by default naming the latest offer's number, as a page that showed it would send it;
+    ``seq=None`` names none (refused)."""
 
     def make(
-        principal: Principal, negotiation_id: str, *, seq: int | None = None, now: datetime = NOW
+        principal: Principal,
+        negotiation_id: str,
+        *,
+        seq: int | object | None = LATEST,
+        now: datetime = NOW,
     ) -> negotiation.Accepted:
         with db.read() as s:
             buyer = s.get(ExchangeNegotiation, negotiation_id).buyer_id
+            if seq is LATEST:
+                seq = negotiation.latest_offer(s, negotiation_id).seq
         negotiation.open_accounts(db, [buyer])
         with db.write() as s:
             return negotiation.accept_offer(s, principal, negotiation_id, seq=seq, now=now)

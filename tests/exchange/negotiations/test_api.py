@@ -103,5 +103,7 @@ def test_refusals_and_withdrawal_through_the_api(client, db, world):
     )
     assert r.status_code == 200 and r.json()["status"] == "withdrawn"
     assert r.json()["reason"] == "预算不足"
-    r = client.post(f"/api/v1/negotiations/{negotiation_id}/accept", headers=as_buyer)
+    r = client.post(
+        f"/api/v1/negotiations/{negotiation_id}/accept", headers=as_buyer, json={"seq": 1}
+    )
     assert r.status_code == 409 and "EXC-NEG-STATE" in r.json()["detail"]
