@@ -46,8 +46,9 @@ system-deps:
 	  else echo "missing system packages (need root to install):$$missing"; fi; \
 	fi
 
+# Rewrites a .mo only when its content changed, atomically (a server may be reading it).
 catalogs: $(STAMP)
-	$(BIN)/pybabel compile --use-fuzzy -d src/datafactor/web/translations -D messages >/dev/null
+	$(BIN)/python scripts/i18n.py compile >/dev/null
 
 migrate: install
 	$(BIN)/datafactor db upgrade

@@ -8,6 +8,9 @@
                                      zh_CN entry is missing, empty, fuzzy or has placeholders that
                                      differ from its msgid (en entries may be empty: English falls
                                      back to the msgid)
+    python scripts/i18n.py compile   compile the catalogs to .mo (``make catalogs``), rewriting a
+                                     .mo only when its content changed, atomically
+                                     (``datafactor.web.i18n.compile_catalogs``, as the tests do)
 
 Message ids are the English texts: ``N_("...{name}...")`` in Python (str.format placeholders),
 ``_("...%(name)s...")`` / ``ngettext(...)`` in Jinja templates (jinja2's newstyle gettext, which
@@ -244,13 +247,28 @@ def check() -> int:
     return 0
 
 
+def compile_mo() -> int:
+    # The application's own compiler (not ``pybabel compile``, which rewrites every .mo in place
+    # on each run): the install and the tests then write the same bytes, and only when a
+    # catalog changed.
+    from datafactor.web.i18n import compile_catalogs
+
+    written = compile_catalogs(TRANSLATIONS)
+    for path in written:
+        print(f"wrote {path.relative_to(ROOT)}")
+    if not written:
+        print("compiled catalogs are up to date")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=("extract", "check"))
+    parser.add_argument("command", choices=("extract", "check", "compile"))
     args = parser.parse_args(argv)
-    return extract() if args.command == "extract" else check()
+    commands = {"extract": extract, "check": check, "compile": compile_mo}
+    return commands[args.command]()
 
 
 if __name__ == "__main__":

@@ -135,3 +135,65 @@ def test_compiled_catalogs_translate_and_pluralise(
     assert english.gettext("Dashboard") == "Dashboard"
     assert english.ngettext("%(num)d party", "%(num)d parties", 1) == "%(num)d party"
     assert english.ngettext("%(num)d party", "%(num)d parties", 5) == "%(num)d parties"
+
+
+def _po_copies(tmp_path: Path) -> Path:
+    """The project's two catalogs (.po) in a folder of their own."""
+    for locale in ("zh_CN", "en"):
+        target = tmp_path / locale / "LC_MESSAGES" / "messages.po"
+        target.parent.mkdir(parents=True)
+        target.write_bytes(i18n.po_path(locale).read_bytes())
+    return tmp_path
+
+
+def test_compiling_unchanged_catalogs_leaves_the_mo_files_untouched(tmp_path: Path) -> None:
+    from datafactor.web.i18n import compile_catalogs
+
+    folder = _po_copies(tmp_path)
+    mo = {locale: folder / locale / "LC_MESSAGES" / "messages.mo" for locale in ("zh_CN", "en")}
+    assert sorted(compile_catalogs(folder)) == sorted(mo.values())
+    before = {locale: path.stat() for locale, path in mo.items()}
+    zh_bytes = mo["zh_CN"].read_bytes()
+
+    # Nothing changed: nothing written, the same files (inode and modification time).
+    assert compile_catalogs(folder) == []
+    for locale, path in mo.items():
+        now = path.stat()
+        assert (now.st_ino, now.st_mtime_ns) == (before[locale].st_ino, before[locale].st_mtime_ns)
+
+    # One catalog changed: only its .mo is replaced — by a new file renamed over it, so a reader
+    # that opened the old one still reads the whole old catalog.
+    po = folder / "en" / "LC_MESSAGES" / "messages.po"
+    catalog = i18n.read_catalog(po, "en")
+    catalog.get("Dashboard").string = "Overview"
+    from babel.messages.pofile import write_po
+
+    with po.open("wb") as f:
+        write_po(f, catalog)
+    with mo["en"].open("rb") as reader:
+        assert compile_catalogs(folder) == [mo["en"]]
+        assert reader.read() != mo["en"].read_bytes()  # the old file, whole
+    assert mo["en"].stat().st_ino != before["en"].st_ino
+    assert mo["zh_CN"].stat().st_ino == before["zh_CN"].st_ino
+    assert mo["zh_CN"].read_bytes() == zh_bytes
+    english = Translations.load(str(folder), ["en"], domain="messages")
+    assert english.gettext("Dashboard") == "Overview"
+    # No temporary file is left beside the catalogs.
+    assert sorted(p.name for p in mo["en"].parent.iterdir()) == ["messages.mo", "messages.po"]
+
+
+def test_the_script_compiles_with_the_application_s_compiler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``make catalogs`` runs ``scripts/i18n.py compile``: the same bytes as the tests' compile,
+    and a second run writes nothing."""
+    folder = _po_copies(tmp_path)
+    monkeypatch.setattr(i18n, "TRANSLATIONS", folder)
+    monkeypatch.setattr(i18n, "ROOT", tmp_path)
+    assert i18n.main(["compile"]) == 0
+    assert "wrote zh_CN/LC_MESSAGES/messages.mo" in capsys.readouterr().out
+    assert i18n.main(["compile"]) == 0
+    assert capsys.readouterr().out.strip() == "compiled catalogs are up to date"
+    makefile = (SCRIPT.parents[1] / "Makefile").read_text(encoding="utf-8")
+    assert "scripts/i18n.py compile" in makefile
+    assert "pybabel compile" not in makefile

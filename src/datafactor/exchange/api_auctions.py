@@ -87,8 +87,12 @@ class NegotiationCreate(OfferCreate):
 class NegotiationAccept(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # Required, but checked by the service (400 naming rule EXC-NEG-ACCEPT) rather than by
+    # validation, so a missing number gets the rule and the message of every other channel.
     seq: int | None = Field(
-        None, description="The offer being accepted (refused if a newer offer has arrived)."
+        None,
+        description="Required: the number of the offer being accepted, as it was read (refused "
+        "when missing, and when a newer offer has arrived).",
     )
 
 

@@ -52,14 +52,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from datafactor import audit, identity, inbox, settlement
 from datafactor.db import CHINA, Database, utcnow
 from datafactor.errors import N_, BadRequest, DomainError, NotFound
-from datafactor.exchange import contracts, listings
+from datafactor.exchange import contracts, listings, serials
 from datafactor.exchange.domain import (
     AuctionState,
     BidStatus,
@@ -81,7 +81,6 @@ from datafactor.exchange.models import (
     ExchangeBid,
     ExchangeContract,
     ExchangeListing,
-    ExchangeSerial,
 )
 from datafactor.exchange.rulebook import exchange_rules
 from datafactor.permissions import Permission, Principal
@@ -402,26 +401,6 @@ def bidder_principal(session: Session, party_id: str) -> Principal:
 # ------------------------------------------------------------------------------------ helpers
 
 
-def _next_serial(session: Session, year: int) -> int:
-    """The next auction serial of ``year`` from the row-locked per-year counter."""
-    stmt = (
-        select(ExchangeSerial)
-        .where(ExchangeSerial.kind == SERIAL_KIND, ExchangeSerial.year == year)
-        .with_for_update()
-    )
-    counter = session.execute(stmt).scalar_one_or_none()
-    if counter is None:
-        try:
-            with session.begin_nested():
-                session.add(ExchangeSerial(kind=SERIAL_KIND, year=year, last_serial=0))
-        except IntegrityError:
-            pass  # a concurrent first auction of the year created it: lock that row
-        counter = session.execute(stmt).scalar_one()
-    counter.last_serial += 1
-    session.flush()
-    return counter.last_serial
-
-
 def _lock_listing(session: Session, listing_id: str) -> ExchangeListing | None:
     if not listings.plain_id(listing_id):  # PostgreSQL refuses a NUL in any text
         return None
@@ -671,7 +650,7 @@ def create_auction(
     listings.take_quantity(session, listing, quantity)
     today = china_day(now)
     auction = ExchangeAuction(
-        number=number(NUMBER_PREFIX, today.year, _next_serial(session, today.year)),
+        number=number(NUMBER_PREFIX, today.year, serials.take(session, SERIAL_KIND, today.year)),
         state=(S.OPEN if starts <= now else S.SCHEDULED).value,
         listing_id=listing.id,
         seller_id=listing.seller_id,
@@ -1329,17 +1308,36 @@ def _listing_visible(session: Session, principal: Principal, listing_id: str) ->
     return True
 
 
+def _visible_clause(session: Session, principal: Principal) -> ColumnElement[bool]:
+    """Which auctions ``principal`` may see, as a SQL condition: every one for the exchange and
+    regulators; its own party's (as seller, or where it bid); and those whose listing it may see
+    (the listings' own rule, ``listings.visibility``: its seller and broker, the reviewers, and
+    its audience). ``get_auction`` and ``list_auctions`` both apply it, so an auction is listed
+    exactly when it can be opened."""
+    if principal.can(P.EXCHANGE_CONTRACT_READ_ALL):
+        return true()
+    # The listings module's condition, not a copy of its rules (it has no public name for it).
+    listing_seen = ExchangeAuction.listing_id.in_(
+        select(ExchangeListing.id).where(listings.visibility(session, principal))
+    )
+    party = principal.party_id
+    if not party:
+        return listing_seen
+    bid_here = ExchangeAuction.id.in_(
+        select(ExchangeBid.auction_id).where(ExchangeBid.bidder_id == party)
+    )
+    return or_(ExchangeAuction.seller_id == party, bid_here, listing_seen)
+
+
 def _visible(session: Session, principal: Principal, auction: ExchangeAuction) -> bool:
     if principal.party_id == auction.seller_id or principal.can(P.EXCHANGE_CONTRACT_READ_ALL):
         return True
-    bid_here = session.scalar(
-        select(ExchangeBid.id)
-        .where(ExchangeBid.auction_id == auction.id, ExchangeBid.bidder_id == principal.party_id)
-        .limit(1)
+    found = session.scalar(
+        select(literal(1)).where(
+            ExchangeAuction.id == auction.id, _visible_clause(session, principal)
+        )
     )
-    if bid_here is not None:
-        return True
-    return _listing_visible(session, principal, auction.listing_id)
+    return found is not None
 
 
 def get_auction(session: Session, principal: Principal, auction_id: str) -> ExchangeAuction:
@@ -1348,6 +1346,18 @@ def get_auction(session: Session, principal: Principal, auction_id: str) -> Exch
     if auction is None or not _visible(session, principal, auction):
         raise ExchangeNotFound(MSG_NOT_FOUND, rule=_rule("auction_visible"))
     return auction
+
+
+def _shown_state(now: datetime) -> ColumnElement[str]:
+    """``state_at`` as SQL: the state a person sees (a scheduled auction whose start has come
+    is open)."""
+    return case(
+        (
+            and_(ExchangeAuction.state == S.SCHEDULED.value, ExchangeAuction.starts_at <= now),
+            S.OPEN.value,
+        ),
+        else_=ExchangeAuction.state,
+    )
 
 
 def list_auctions(
@@ -1359,9 +1369,12 @@ def list_auctions(
     mine: bool = False,
     limit: int = 50,
     offset: int = 0,
+    now: datetime | None = None,
 ) -> tuple[list[ExchangeAuction], int]:
-    """Auctions the caller may see — bidding first, then the scheduled, then the ended —
-    newest first in each; ``mine``: the party's own (as seller or bidder)."""
+    """One page of the auctions the caller may see — bidding first, then the scheduled, then
+    the ended — newest first in each, and how many there are in all; ``state``: those a person
+    sees in that state now (``state_at``); ``mine``: the party's own (as seller or bidder).
+    Visibility, filters, order and paging are one query (and one count)."""
     if state is not None and state not in {s.value for s in S}:
         raise ExchangeInvalid(
             MSG_BAD_FILTER,
@@ -1370,28 +1383,32 @@ def list_auctions(
             name="state",
             allowed=", ".join(s.value for s in S),
         )
-    stmt = select(ExchangeAuction)
-    if state is not None:
-        stmt = stmt.where(ExchangeAuction.state == state)
     if listing_id is not None and not listings.plain_id(listing_id):
         return [], 0  # no listing has such an id (and PostgreSQL refuses a NUL in any text)
+    shown = _shown_state(now or utcnow())
+    stmt = select(ExchangeAuction).where(_visible_clause(session, principal))
+    if state is not None:
+        stmt = stmt.where(shown == state)
     if listing_id is not None:
         stmt = stmt.where(ExchangeAuction.listing_id == listing_id)
     if mine:
+        party = principal.party_id
+        if not party:
+            return [], 0
         stmt = stmt.where(
-            (ExchangeAuction.seller_id == principal.party_id)
-            | ExchangeAuction.id.in_(
-                select(ExchangeBid.auction_id).where(ExchangeBid.bidder_id == principal.party_id)
+            or_(
+                ExchangeAuction.seller_id == party,
+                ExchangeAuction.id.in_(
+                    select(ExchangeBid.auction_id).where(ExchangeBid.bidder_id == party)
+                ),
             )
         )
-    order = {S.OPEN.value: 0, S.SCHEDULED.value: 1}
-    rows = [
-        a
-        for a in session.scalars(stmt.order_by(ExchangeAuction.created_at.desc()))
-        if _visible(session, principal, a)
-    ]
-    rows.sort(key=lambda a: order.get(a.state, 2))
-    return rows[offset : offset + limit], len(rows)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    if total <= offset:
+        return [], total
+    rank = case((shown == S.OPEN.value, 0), (shown == S.SCHEDULED.value, 1), else_=2)
+    page = stmt.order_by(rank, ExchangeAuction.created_at.desc(), ExchangeAuction.id)
+    return list(session.scalars(page.limit(limit).offset(offset))), total
 
 
 def state_at(auction: ExchangeAuction, now: datetime) -> str:

@@ -418,6 +418,7 @@ def auctions_page(
             mine=mine,
             limit=PAGE,
             offset=(page - 1) * PAGE,
+            now=now,
         )
         items = [auctions.auction_dict(s, r, principal, now=now, history=0) for r in rows]
     for item in items:

@@ -310,10 +310,10 @@ def test_control_characters_never_reach_the_database(client, world, publish):
     assert "\x00" not in r.json()["reason"]
     buyer = bearer(client, world.buyer)
     assert client.get("/api/v1/listings/a%00b", headers=buyer).status_code == 404
-    for param in ("industry", "zone", "region"):
+    for param in ("industry", "zone", "region"):  # refused at the edge, naming the parameter
         r = client.get(f"/api/v1/listings?{param}=a%00", headers=buyer)
-        assert r.status_code == 200 and r.json()["total"] == 0
-    assert client.get("/exchange?kind=a%00").status_code == 200
+        assert r.status_code == 400 and r.json()["field"] == param
+    assert client.get("/exchange?kind=a%00").status_code == 400
     assert client.get("/exchange/listings/a%00b").status_code == 404
 
 
