@@ -89,6 +89,42 @@ def test_appends_can_return_their_proofs_without_extra_reads(db: Database) -> No
             assert verify_inclusion(a.leaf_hash, a.index, hi, a.proof, tree.root(hi))
 
 
+def test_group_appends_reuse_their_frontier_only_while_nobody_else_appended(
+    db: Database,
+) -> None:
+    """The integrator hands each batch the frontier the last one left; an append by anyone else
+    in between makes it stale, and the batch reads the stored one instead."""
+    items = make_entries(70)
+    tree = MemoryTree()
+    frontier: services.Frontier | None = None
+    for lo, hi, outside in [(0, 5, False), (5, 32, False), (32, 33, True), (34, 60, False)]:
+        if outside:  # another transaction appends: the held frontier no longer fits the head
+            with db.write() as session:
+                services.append_many(session, [items[hi]])
+            tree.append(items[hi])
+            continue
+        with db.write() as session:
+            results, frontier = services.append_group(
+                session, items[lo:hi], proofs=True, frontier=frontier
+            )
+        for item in items[lo:hi]:
+            tree.append(item)
+        assert frontier is not None
+        assert frontier[0] == tree.size
+        for a in results:
+            assert isinstance(a, services.Appended)
+            assert a.proof == tree.inclusion_proof(a.index, tree.size)
+    with db.write() as session:
+        indexes, _ = services.append_group(session, items[60:], proofs=False, frontier=frontier)
+    assert indexes == list(range(tree.size, tree.size + 10))
+    for item in items[60:]:
+        tree.append(item)
+    with db.read() as session:
+        assert services.root_at(session, tree.size) == tree.root()
+        report = verify_log(session)
+    assert report.ok, report.problems
+
+
 def test_entries_read_back_exactly(db: Database) -> None:
     items = [b"", b"\x00\xff binary", "中文".encode(), b"x" * 1000]
     fill(db, items)
@@ -344,11 +380,17 @@ def test_audit_chain_head_is_anchored_once_per_change(db: Database) -> None:
         index = services.anchor_audit_head(session)
         assert index is not None
         assert services.anchor_audit_head(session) is None
-        head = session.get(audit.AuditChainHead, 1)
-        assert head is not None
+        heads = [h for h in audit.chain_heads(session) if h[1]]
         event = json.loads(services.get_entry(session, index).entry)
     assert event["kind"] == "audit.chain_head"
-    assert event["payload"] == {"seq": head.seq, "hash": head.hash}
+    (chain, seq, digest) = heads[0]  # the one event's chain
+    assert event["payload"] == {
+        "seq": 1,
+        "hash": audit.heads_digest(heads),
+        "chains": [[chain, seq, digest]],
+    }
+    with db.read() as session:
+        assert audit.verify_chain(session).head_hash == event["payload"]["hash"]
 
 
 def test_the_log_refuses_to_sign_a_tree_inconsistent_with_its_last_checkpoint(
@@ -394,6 +436,28 @@ def test_async_callers_share_commits_and_get_proofs(db: Database, keys: LogKeySt
 
     with pytest.raises(IntegratorStopped):
         run_async(late)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's write-ahead log
+def test_the_integrator_checkpoints_the_sqlite_wal_itself(db: Database, keys: LogKeyStore) -> None:
+    """On SQLite the integrator copies the write-ahead log back itself: the log does not grow
+    without bound, and connections it used go back to the pool with automatic checkpoints on."""
+    with Integrator(db, keys, anchor_interval=None) as integrator:
+        for k in range(20):
+            integrator.append(f'{{"wal":{k}}}'.encode())
+    with db.write() as session:
+        dbapi = session.connection().connection.dbapi_connection
+        assert dbapi is not None
+        assert dbapi.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    raw = db.engine.raw_connection()
+    try:
+        busy, frames, copied = raw.driver_connection.execute(
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        ).fetchone()
+    finally:
+        raw.close()
+    assert busy == 0
+    assert copied == frames  # everything written is in the database file
 
 
 def test_integrator_batches_concurrent_appends_and_signs_within_a_second(

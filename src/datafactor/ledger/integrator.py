@@ -6,7 +6,10 @@ no thread per caller; a batch wakes each loop once, however many of its callers 
 being written goes into the next one, so under load each commit — one fsync on SQLite, one WAL
 flush on PostgreSQL — carries hundreds of entries (group commit), while a lone append still
 commits at once. A caller is answered only after its batch committed: an acknowledged index is
-durable, and a crash before that loses only unacknowledged work.
+durable, and a crash before that loses only unacknowledged work. A batch reads only the head when
+nobody else appended since the previous one (it starts from the frontier that batch left), and on
+SQLite the write-ahead log is copied back into the database by a second thread rather than inside
+a commit callers wait for (``_WalCheckpointer``).
 
 After writing, the integrator signs a checkpoint whenever the tree has grown, at most every
 ``checkpoint_interval / 2`` seconds, so a new entry is covered by a signed checkpoint within about
@@ -29,6 +32,9 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Self
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from datafactor.db import Database
 from datafactor.ledger import services
@@ -72,6 +78,93 @@ def _settle(outcomes: list[tuple[Future[Any] | asyncio.Future[Any], Any, bool]])
             loop.call_soon_threadsafe(_settle_in_loop, items)
 
 
+_AUTOCHECKPOINT = "ledger_wal_autocheckpoint"
+
+
+def _restore_autocheckpoint(dbapi_connection: Any, record: Any) -> None:
+    """Pool check-in hook: give a connection the integrator held back its automatic checkpoints."""
+    previous = record.info.pop(_AUTOCHECKPOINT, None)
+    if previous is not None and dbapi_connection is not None:
+        with contextlib.suppress(Exception):  # a broken connection is discarded by the pool anyway
+            dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={int(previous)}")
+
+
+class _WalCheckpointer:
+    """Checkpoints a SQLite database's write-ahead log from its own thread, off the commit path.
+
+    Left alone, SQLite copies the WAL back into the database file inside the commit that takes
+    it past 1,000 pages, so every twentieth group commit or so also copies and fsyncs a thousand
+    pages while its callers wait. The integrator's transactions turn that off for their
+    connection (``hold``; the connection gets its setting back when it returns to the pool, so
+    other writers keep SQLite's automatic checkpoints), and this thread runs a PASSIVE
+    checkpoint — which never blocks the writer or readers — shortly after batches were written:
+    on the other core, copying each page once however many batches changed it meanwhile.
+    Checkpointing is SQLite's own crash-safe copy; durability is the WAL's fsync at commit,
+    which is unchanged.
+    """
+
+    pause = 0.25  # seconds between checkpoints: a page many batches changed is copied once
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if not event.contains(self.db.engine, "checkin", _restore_autocheckpoint):
+            event.listen(self.db.engine, "checkin", _restore_autocheckpoint)
+        self._thread = threading.Thread(target=self._run, name="ledger-wal", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def hold(self, session: Session) -> None:
+        """No automatic checkpoint in this session's commit (this thread does it instead)."""
+        fairy = session.connection().connection
+        if _AUTOCHECKPOINT not in fairy.info:
+            dbapi = fairy.dbapi_connection
+            assert dbapi is not None
+            previous = dbapi.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            dbapi.execute("PRAGMA wal_autocheckpoint=0")
+            fairy.info[_AUTOCHECKPOINT] = previous
+
+    def written(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        connection: Any = None
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                try:
+                    if connection is None:
+                        connection = self.db.engine.raw_connection()
+                    connection.driver_connection.execute(
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    ).fetchall()
+                except Exception:
+                    log.exception("checkpointing the SQLite write-ahead log failed")
+                    if connection is not None:
+                        with contextlib.suppress(Exception):
+                            connection.invalidate()
+                        connection = None
+                if self._stopping.wait(self.pause):  # stopping: once more if written meanwhile
+                    if self._wake.is_set():
+                        continue
+                    return
+        finally:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
+
+
 class IntegratorStopped(RuntimeError):
     """The integrator is not running, so the entry was not appended."""
 
@@ -101,6 +194,9 @@ class Integrator:
         self._thread: threading.Thread | None = None
         self._running = False
         self._undo_hook: Any = None
+        # The frontier the last committed batch left (see ``services.append_group``).
+        self._frontier: services.Frontier | None = None
+        self._wal: _WalCheckpointer | None = None
         self.batches = 0
         self.appended = 0
         self.checkpoints = 0
@@ -114,6 +210,9 @@ class Integrator:
         self.keys.ensure()
         self._running = True
         self._undo_hook = services.on_append_commit(self.nudge)
+        if self.db.is_sqlite:
+            self._wal = _WalCheckpointer(self.db)
+            self._wal.start()
         self._thread = threading.Thread(target=self._run, name="ledger-integrator", daemon=True)
         self._thread.start()
         return self
@@ -132,6 +231,9 @@ class Integrator:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._wal is not None:
+            self._wal.stop(timeout)  # a last checkpoint of what the thread wrote
+            self._wal = None
         # An entry submitted while stopping may have landed behind the stop marker.
         left: list[tuple[Future[Any] | asyncio.Future[Any], Any, bool]] = []
         while True:
@@ -274,19 +376,22 @@ class Integrator:
     def _write(self, batch: list[_Item]) -> None:
         entries = [entry for entry, _, _ in batch]
         proofs = any(want for _, _, want in batch)
+        known, self._frontier = self._frontier, None
         try:
             with self.db.write() as session:
-                results: list[Any] = (
-                    services.append_with_proofs(session, entries)
-                    if proofs
-                    else services.append_many(session, entries)
+                if self._wal is not None:
+                    self._wal.hold(session)
+                grouped, after = services.append_group(
+                    session, entries, proofs=proofs, frontier=known
                 )
+                results: list[Any] = grouped
         except Exception as exc:
             # The outcome is unknown only if the commit itself failed mid-way; callers retry.
             log.exception("ledger batch of %d entries failed", len(batch))
             self.last_error = str(exc)
             _settle([(future, exc, True) for _, future, _ in batch])
             return
+        self._frontier = after  # committed: the next batch may start from it
         self.batches += 1
         self.appended += len(batch)
         _settle(
@@ -295,6 +400,8 @@ class Integrator:
                 for result, (_, future, want) in zip(results, batch, strict=True)
             ]
         )
+        if self._wal is not None:
+            self._wal.written()
 
     def _head_size(self) -> int:
         try:

@@ -131,6 +131,9 @@ def batch_inclusion_proofs(
         raise ValueError(f"no leaves {first}..{size - 1} in a tree of size {size}")
     sha = _sha256
     right_edges: dict[int, bytes] = {}
+    # Above ``inner`` a leaf's index agrees with ``size`` bit for bit (``inner`` is the highest
+    # bit where they differ), so the left siblings up there depend on ``inner`` alone: cached.
+    uppers: dict[int, list[bytes]] = {}
     height = size.bit_length()
     proofs: list[list[bytes]] = []
     for m in range(first, size):
@@ -151,9 +154,14 @@ def batch_inclusion_proofs(
                     digest = sha(b"\x01" + pieces.pop() + digest).digest()
                 right_edges[end] = digest
             path.append(digest)
-        path += [
-            known[(level, (m >> level) ^ 1)] for level in range(inner + 1, height) if m >> level & 1
-        ]
+        upper = uppers.get(inner)
+        if upper is None:
+            upper = uppers[inner] = [
+                known[(level, (m >> level) ^ 1)]
+                for level in range(inner + 1, height)
+                if m >> level & 1
+            ]
+        path += upper
         proofs.append(path)
     return proofs
 

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import Select, event, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from datafactor.audit import AuditChainHead
+from datafactor import audit
 from datafactor.audit import record as audit_record
 from datafactor.errors import N_, InvalidInput, NotFound
 from datafactor.ledger.jcs import canonical_json
@@ -341,11 +341,10 @@ def append_many(session: Session, entries: Sequence[bytes]) -> list[int]:
     Writes one ``ledger_entry`` row per entry and one ``ledger_node`` row per subtree the batch
     completes (about one per entry), all in the caller's transaction: durable when it commits.
     """
-    appended = _append(session, entries)
-    if appended is None:
+    batch = _append(session, entries)
+    if batch is None:
         return []
-    start, _, leaves, _ = appended
-    return list(range(start, start + len(leaves)))
+    return list(range(batch.start, batch.start + len(batch.leaves)))
 
 
 @dataclass(frozen=True)
@@ -366,14 +365,38 @@ def append_with_proofs(session: Session, entries: Sequence[bytes]) -> list[Appen
     strictly inside an older complete subtree), so an integrator can hand each caller its index
     and audit path together.
     """
-    appended = _append(session, entries)
-    if appended is None:
-        return []
-    start, frontier, leaves, nodes = appended
+    batch = _append(session, entries)
+    return [] if batch is None else _prove_batch(batch)
+
+
+# The compact range of a tree's first ``size`` leaves: (size, [(level, index, hash), …]).
+Frontier = tuple[int, list[tuple[int, int, bytes]]]
+
+
+def append_group(
+    session: Session, entries: Sequence[bytes], *, proofs: bool, frontier: Frontier | None = None
+) -> tuple[list[Appended] | list[int], Frontier | None]:
+    """The integrator's group commit: ``append_with_proofs`` (``proofs``) or ``append_many``.
+
+    Also returns the frontier of the tree the batch leaves, which the caller may hand back as
+    ``frontier`` for its next batch once this one committed: it is used only if the head still
+    has that size (nobody appended in between), and saves reading it again.
+    """
+    batch = _append(session, entries, frontier)
+    if batch is None:
+        return [], frontier
+    results: list[Appended] | list[int] = (
+        _prove_batch(batch) if proofs else list(range(batch.start, batch.start + len(batch.leaves)))
+    )
+    return results, (batch.start + len(batch.leaves), batch.after)
+
+
+def _prove_batch(batch: _Batch) -> list[Appended]:
+    start, leaves = batch.start, batch.leaves
     size = start + len(leaves)
-    known = {(level, index): digest for level, index, digest in frontier}
+    known = {(level, index): digest for level, index, digest in batch.frontier}
     known.update(((0, start + k), digest) for k, digest in enumerate(leaves))
-    known.update(((level, index), digest) for level, index, digest in nodes)
+    known.update(((level, index), digest) for level, index, digest in batch.nodes)
     proofs = batch_inclusion_proofs(known, start, size)
     return [
         Appended(start + k, size, digest, proof)
@@ -381,46 +404,87 @@ def append_with_proofs(session: Session, entries: Sequence[bytes]) -> list[Appen
     ]
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """What ``_append`` wrote: the first index, the frontier before the batch, the new leaf
+    hashes, the (level, index, hash) of every subtree it completed, and the frontier after."""
+
+    start: int
+    frontier: list[tuple[int, int, bytes]]
+    leaves: list[bytes]
+    nodes: list[tuple[int, int, bytes]]
+    after: list[tuple[int, int, bytes]]
+
+
+_LOCKED_SIZE: Final = select(LedgerHead.size).where(LedgerHead.id == 1).with_for_update()
+
+
+def _locked_size(session: Session) -> int:
+    """Lock the head row (as ``_lock_head`` does) and return the tree size, without loading the
+    ORM object.
+
+    The batch path runs this for every group commit, where the ORM object's load and the flush of
+    its update cost more than the rest of the batch's Python. It is a Core select through the
+    session (autoflushed first, like the ORM query, so rows keep being written and locked in the
+    same order: the transaction's own work, then the ledger head; and seen by what watches the
+    session's locking selects, as the lock-order tests do).
+    """
+    size = session.execute(_LOCKED_SIZE).scalar_one_or_none()
+    if size is None:  # the first append into this database: create the row without racing
+        return _lock_head(session).size
+    return int(size)
+
+
 def _append(
-    session: Session, entries: Sequence[bytes]
-) -> tuple[int, list[tuple[int, int, bytes]], list[bytes], list[tuple[int, int, bytes]]] | None:
-    """Write the batch; return (first index, frontier before it, the new leaf hashes, the
-    (level, index, hash) of every subtree it completed)."""
+    session: Session, entries: Sequence[bytes], known_frontier: Frontier | None = None
+) -> _Batch | None:
+    """Write the batch (see ``_Batch``); None if it is empty.
+
+    ``known_frontier`` is a frontier the caller already holds (the integrator keeps the one its
+    last committed batch left): used when the locked head still has its size, which means nobody
+    appended since, so the read is saved.
+    """
     raws = [_check_entry(e) for e in entries]
     if not raws:
         return None
-    head = _lock_head(session)
-    start = head.size
-    frontier = _frontier(session, start)
-    stack = [(level, digest) for level, _, digest in frontier]
-    sha = hashlib.sha256
-    entry_rows: list[tuple[int, bytes, bytes]] = []
-    node_rows: list[tuple[int, int, bytes]] = []
-    leaves: list[bytes] = []
-    index = start
-    for raw in raws:
-        digest = sha(b"\x00" + raw).digest()
-        leaves.append(digest)
-        entry_rows.append((index, raw, digest))
-        level = 0
-        while stack and stack[-1][0] == level:
-            _, left = stack.pop()
-            digest = sha(b"\x01" + left + digest).digest()
-            level += 1
-            node_rows.append((level, index >> level, digest))
-        stack.append((level, digest))
-        index += 1
     cursor, ph = _cursor(session)
     try:
+        start = _locked_size(session)
+        if known_frontier is not None and known_frontier[0] == start:
+            frontier = known_frontier[1]
+        else:
+            frontier = _frontier(session, start)
+        stack = [(level, digest) for level, _, digest in frontier]
+        sha = hashlib.sha256
+        entry_rows: list[tuple[int, bytes, bytes]] = []
+        node_rows: list[tuple[int, int, bytes]] = []
+        leaves: list[bytes] = []
+        index = start
+        for raw in raws:
+            digest = sha(b"\x00" + raw).digest()
+            leaves.append(digest)
+            entry_rows.append((index, raw, digest))
+            level = 0
+            while stack and stack[-1][0] == level:
+                _, left = stack.pop()
+                digest = sha(b"\x01" + left + digest).digest()
+                level += 1
+                node_rows.append((level, index >> level, digest))
+            stack.append((level, digest))
+            index += 1
         cursor.executemany(_INSERT_ENTRY.replace("?", ph), entry_rows)
         if node_rows:
             cursor.executemany(_INSERT_NODE.replace("?", ph), node_rows)
+        cursor.execute(f"UPDATE ledger_head SET size = {ph} WHERE id = 1", (index,))  # noqa: S608
     finally:
         cursor.close()
-    head.size = index
-    session.flush()
     session.info["ledger_appended"] = True
-    return start, frontier, leaves, node_rows
+    after: list[tuple[int, int, bytes]] = []
+    position = 0
+    for level, digest in stack:  # largest first, as in ``_frontier``
+        after.append((level, position >> level, digest))
+        position += 1 << level
+    return _Batch(start, frontier, leaves, node_rows, after)
 
 
 def append_event(session: Session, kind: str, payload: Mapping[str, Any]) -> int:
@@ -977,15 +1041,22 @@ def _alert_info(a: LedgerAlert, witness: str) -> AlertInfo:
 
 
 def anchor_audit_head(session: Session) -> int | None:
-    """Append the audit chain head (seq, hash) unless it is already anchored; return the index."""
-    audit_head = session.get(AuditChainHead, 1)
-    if audit_head is None or audit_head.seq == 0:
+    """Append the audit chains' heads unless they are already anchored; return the index. The
+    payload: ``seq`` the events the heads account for, ``hash`` their digest
+    (``audit.heads_digest``), ``chains`` each non-empty chain's ``[chain, seq, hash]``."""
+    heads = [h for h in audit.chain_heads(session) if h[1]]
+    total = sum(n for _, n, _ in heads)
+    if total == 0:
         return None
     head = _lock_head(session)
-    if head.anchored_audit_seq >= audit_head.seq:
+    if head.anchored_audit_seq >= total:
         return None
-    seq, digest = audit_head.seq, audit_head.hash
-    index = append_event(session, AUDIT_ANCHOR_KIND, {"seq": seq, "hash": digest})
-    head.anchored_audit_seq = seq
+    payload = {
+        "seq": total,
+        "hash": audit.heads_digest(heads),
+        "chains": [list(h) for h in heads],
+    }
+    index = append_event(session, AUDIT_ANCHOR_KIND, payload)
+    head.anchored_audit_seq = total
     session.flush()
     return index
