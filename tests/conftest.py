@@ -141,6 +141,28 @@ def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
         yield c
 
 
+@pytest.fixture
+def run(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """``run("exchange", "listings", "--json")``: the ``datafactor`` CLI on the test's database
+    (its var folder in the test's tmp_path, wide enough that tables do not wrap)."""
+    from typer.testing import CliRunner
+
+    from datafactor.cli import app as cli
+    from datafactor.settings import get_settings
+
+    monkeypatch.setenv("DATAFACTOR_DATABASE_URL", db_url)
+    monkeypatch.setenv("DATAFACTOR_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("COLUMNS", "250")
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    yield invoke
+    get_settings.cache_clear()
+
+
 # ------------------------------------------------------------------------------------ actors
 
 

@@ -6,27 +6,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from sqlalchemy import text
-from typer.testing import CliRunner
-
-from datafactor.cli import app as cli
-from datafactor.settings import get_settings
-
-
-@pytest.fixture
-def run(db_url, monkeypatch, tmp_path):
-    monkeypatch.setenv("DATAFACTOR_DATABASE_URL", db_url)
-    monkeypatch.setenv("DATAFACTOR_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("COLUMNS", "250")
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    yield invoke
-    get_settings.cache_clear()
 
 
 def test_reconcile_json_is_exactly_the_stable_shape(run, fund):

@@ -4,27 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from listing_support import drive
-from typer.testing import CliRunner
-
-from datafactor.cli import app as cli
-from datafactor.settings import get_settings
-
-
-@pytest.fixture
-def run(db_url, monkeypatch, tmp_path):
-    monkeypatch.setenv("DATAFACTOR_DATABASE_URL", db_url)
-    monkeypatch.setenv("DATAFACTOR_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("COLUMNS", "250")
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    yield invoke
-    get_settings.cache_clear()
 
 
 def test_listings_json_is_the_api_page_for_the_operator(run, world, create, publish):

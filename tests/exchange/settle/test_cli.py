@@ -5,27 +5,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from exchange_settle_support import books_balanced, completed_contract
-from typer.testing import CliRunner
-
-from datafactor.cli import app as cli
-from datafactor.settings import get_settings
-
-
-@pytest.fixture
-def run(db_url, monkeypatch, tmp_path):
-    monkeypatch.setenv("DATAFACTOR_DATABASE_URL", db_url)
-    monkeypatch.setenv("DATAFACTOR_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("COLUMNS", "250")
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    yield invoke
-    get_settings.cache_clear()
 
 
 def test_settle_due_settles_once_and_shows_the_split(run, db, world):
