@@ -737,10 +737,10 @@ def run(args: argparse.Namespace) -> Section:
         "(after the commit, within the delivery time). A cached answer is sent by a plain ASGI "
         "middleware before FastAPI's routing and dependency resolution "
         "(`registry.api.VerificationShortcut`), with the same key, bytes and headers as the "
-        "route's. On PostgreSQL a worker that misses in memory first reads what another worker "
-        "computed for the same key (`registry.verifications`, one indexed read that does not "
-        "block its event loop) — before, each worker computed every certificate itself, and a "
-        "worker still computing during the measured run held every request it had waiting.",
+        "route's. A worker that misses in memory first reads what another worker computed for "
+        "the same key (`registry.verifications`, one indexed read) — before, each worker "
+        "computed every certificate itself, and a worker still computing during the measured "
+        "run held every request it had waiting.",
         "wrk's percentiles are closed-loop (measured from wrk's send time on open connections). "
         f"The target is judged at {WRK_CONNECTIONS} connections, the load of the API benchmark, "
         "with the cache warm; the cold row is the latency of a lookup computed afresh, one at "

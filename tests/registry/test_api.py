@@ -308,10 +308,9 @@ def test_only_writes_a_verification_reads_bump_the_registry_revision(db, enterpr
 def test_another_worker_answers_a_verification_without_computing_it(
     client, clock, db, settings, enterprise, operator, monkeypatch
 ):
-    """Two server workers on one database (two apps, each with its own memory of answers): on
-    PostgreSQL the verification one computed is answered by the other from the shared store
-    (``registry.verifications``), byte for byte and without computing it; on SQLite the other
-    computes the same bytes itself."""
+    """Two server workers on one database (two apps, each with its own memory of answers): the
+    verification one computed is answered by the other from the shared store
+    (``registry.verifications``), byte for byte and without computing it."""
     from datetime import timedelta
 
     from fastapi.testclient import TestClient
@@ -350,12 +349,14 @@ def test_another_worker_answers_a_verification_without_computing_it(
         with TestClient(other) as second:
             again = second.get(url)
             assert again.status_code == 200 and again.content == first.content
-            assert computed == ([number] if db.is_sqlite else [])
+            assert computed == []
             # Another day is another key: computed by the worker asked first, shared on.
             clock["today"] = day + timedelta(days=1)
             computed.clear()
             later = second.get(url)
             assert later.status_code == 200 and client.get(url).content == later.content
-            assert computed == ([number, number] if db.is_sqlite else [number])
+            # SQLite's sharing is best effort: skipped while a writer (here the new worker's
+            # start-up sweep, perhaps) holds the database.
+            assert computed == [number] or (db.is_sqlite and computed == [number, number])
     finally:
         other_db.dispose()
