@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -90,3 +91,30 @@ def bearer(client: TestClient, actor: Actor) -> dict[str, str]:
     )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of a console page's forms."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def console_login(client: TestClient, actor: Actor, landing: str, lang: str = "zh_CN") -> str:
+    """Log ``actor`` in to the console (its language cookie ``lang``) and open ``landing``: the
+    CSRF token of that page's forms."""
+    client.cookies.clear()
+    client.cookies.set("df_lang", lang)
+    page = client.get("/login")
+    r = client.post(
+        "/login",
+        data={
+            "username": actor.username,
+            "password": PASSWORD,
+            "csrf_token": csrf_of(page.text),
+            "next": landing,
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    return csrf_of(client.get(landing).text)

@@ -22,7 +22,6 @@ unique and above the old year's base.
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 from sqlalchemy import Sequence, bindparam, func, literal_column, select, update
@@ -35,11 +34,10 @@ from datafactor.fastsql import Plan, Raw
 
 # Every kind that has a number; each has its sequence on PostgreSQL (migration 0017).
 KINDS: Final = ("L", "O", "C", "A", "N")
-_KIND: Final = re.compile(r"^[A-Z]$")
 
 
 def sequence_name(kind: str) -> str:
-    if kind not in KINDS or not _KIND.match(kind):
+    if kind not in KINDS:
         raise ValueError(f"unknown exchange serial kind {kind!r}")
     return f"exchange_serial_{kind.lower()}"
 
@@ -92,14 +90,15 @@ def take(session: Session, kind: str, year: int, raw: Raw | None = None) -> int:
     params = {"s_kind": kind, "s_year": year}
     if raw.is_sqlite:
         bumped = raw.first(_BUMP, params)
-        if bumped is not None:
-            return int(bumped[0])
-        try:
-            with session.begin_nested():
-                session.add(ExchangeSerial(kind=kind, year=year, last_serial=0))
-        except IntegrityError:
-            pass  # a concurrent first one of the year created it: bump that row instead
-        return _bump(raw, params)
+        if bumped is None:
+            try:
+                with session.begin_nested():
+                    session.add(ExchangeSerial(kind=kind, year=year, last_serial=0))
+            except IntegrityError:
+                pass  # a concurrent first one of the year created it: bump that row instead
+            bumped = raw.first(_BUMP, params)
+        assert bumped is not None
+        return int(bumped[0])
     draw = _DRAW[kind]
     for _ in range(3):
         drawn = raw.first(draw, params)
@@ -109,10 +108,3 @@ def take(session: Session, kind: str, year: int, raw: Raw | None = None) -> int:
         # row gets the sequence's last value; a concurrent creator makes this wait for its end.
         raw.execute(_BASE[kind], params)
     raise RuntimeError(f"exchange serial {kind}/{year} has no sequence base (run the migrations)")
-
-
-def _bump(raw: Raw, params: dict[str, object]) -> int:
-    bumped = raw.first(_BUMP, params)
-    if bumped is None:
-        raise RuntimeError("the exchange serial row vanished")
-    return int(bumped[0])

@@ -8,34 +8,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from factories import PASSWORD
+from factories import console_login, csrf_of
 
 from datafactor.db import CHINA
 from datafactor.exchange.models import ExchangeAuction, ExchangeBid
 
 
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
 def login(client, actor) -> str:  # type: ignore[no-untyped-def]
-    client.cookies.clear()
-    client.cookies.set("df_lang", "zh_CN")
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/exchange/auctions",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return csrf_of(client.get("/exchange/auctions").text)
+    return console_login(client, actor, "/exchange/auctions", "zh_CN")
 
 
 def test_the_live_auction_page(client, db, world, bid):

@@ -10,19 +10,13 @@ import re
 
 import pytest
 from auctions_support import NOW, balances
-from factories import PASSWORD, bearer
+from factories import bearer, console_login
 
 from datafactor.errors import DomainError
 from datafactor.exchange import negotiation
 from datafactor.exchange.models import ExchangeNegotiation
 
 FUNDS = 1_000_000
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
 
 
 def state(db, negotiation_id: str) -> tuple[str, str | None]:
@@ -96,21 +90,7 @@ def test_the_api_refuses_an_acceptance_without_seq_with_a_400_problem(client, db
 
 
 def login(client, actor) -> str:  # type: ignore[no-untyped-def]
-    client.cookies.clear()
-    client.cookies.set("df_lang", "en")
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/exchange/negotiations",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return csrf_of(client.get("/exchange/negotiations").text)
+    return console_login(client, actor, "/exchange/negotiations", "en")
 
 
 def test_the_accept_form_carries_the_offer_it_displayed(client, db, world, opened, offer):

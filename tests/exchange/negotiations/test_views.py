@@ -5,35 +5,13 @@ language, and another party's negotiation not found."""
 
 from __future__ import annotations
 
-import re
-
-from factories import PASSWORD
+from factories import console_login
 
 from datafactor.exchange.models import ExchangeNegotiation
 
 
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
 def login(client, actor) -> str:  # type: ignore[no-untyped-def]
-    client.cookies.clear()
-    client.cookies.set("df_lang", "zh_CN")
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/exchange/negotiations",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return csrf_of(client.get("/exchange/negotiations").text)
+    return console_login(client, actor, "/exchange/negotiations", "zh_CN")
 
 
 def test_a_negotiation_in_the_console(client, db, world):
