@@ -4,11 +4,15 @@
 "offset"}`` whose items carry at least ``id``, ``title``, ``price_fen``, ``remaining_quantity``
 (null when unlimited) and ``status`` (the listing's state), filtered by ``q`` (Chinese full-text
 search), kind, industry, region, price model, channel, placement / zone and a price range, over
-the listings the caller may see. The write routes are the use cases of ``listings``: create and
-change a draft, run the automatic checks, submit with the signed declaration, assess (a
-compliance assessor), decide (the exchange operator), withdraw or delist (the seller). Thin entry
-points: each opens the unit of work, calls the use case, and answers JSON or problem+json naming
-the rule that refused; a submission refused by the automatic checks lists every failing check.
+the listings the caller may see. One listing (``GET /listings/{id}`` and every write answering
+one) carries ``dispute``: null, or the registry's open title dispute on its right today
+(``rule``, ``disputes``, ``message``) — trading is refused with EXC-LST-DISPUTE until the
+registry decides it, and this says so before anyone tries (``listings.open_dispute``). The write
+routes are the use cases of ``listings``: create and change a draft, run the automatic checks,
+submit with the signed declaration, assess (a compliance assessor), decide (the exchange
+operator), withdraw or delist (the seller). Thin entry points: each opens the unit of work, calls
+the use case, and answers JSON or problem+json naming the rule that refused; a submission
+refused by the automatic checks lists every failing check.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from sqlalchemy.orm import Session
 
 from datafactor import context
 from datafactor.db import today_cn, utcnow
@@ -179,6 +184,18 @@ class ListingPage(BaseModel):
     offset: int
 
 
+class DisputePublic(BaseModel):
+    """An open title dispute on the listing's right today (EXC-LST-DISPUTE): orders, bids and
+    agreements are refused until the registry decides it."""
+
+    open: bool = Field(True, description="Always true: the field is null when there is none.")
+    rule: str = Field(description="The rule that pauses trading (EXC-LST-DISPUTE).")
+    disputes: list[str] = Field(
+        description="The registry's objection registrations and objections that make it."
+    )
+    message: str = Field(description="What the buyer is told, in the caller's language.")
+
+
 class ListingDetail(ListingItem):
     summary_en: str
     asset_id: str
@@ -194,6 +211,11 @@ class ListingDetail(ListingItem):
     reason: str
     rules: list[str]
     verify_url: str
+    dispute: DisputePublic | None = Field(
+        None,
+        description="The open title dispute on the listing's right today (trading is paused "
+        "until the registry decides it); null when there is none.",
+    )
 
 
 class FindingPublic(BaseModel):
@@ -251,8 +273,24 @@ def policy_text(row: ExchangeListing, locale: str) -> list[str]:
     return [s.replace(row.asset_id, f"“{row.title}”") for s in describe(policy, locale)]
 
 
+def dispute_of(found: listings.TitleDispute | None) -> DisputePublic | None:
+    """The open title dispute as the API shows it (the notice of the listing page)."""
+    if found is None:
+        return None
+    return DisputePublic(
+        rule=found.rule,
+        disputes=list(found.disputes),
+        message=gettext(listings.MSG_DISPUTE_NOTICE, **found.params),
+    )
+
+
 def detail_of(
-    row: ExchangeListing, names: dict[str, str], locale: str, *, full: bool = True
+    row: ExchangeListing,
+    names: dict[str, str],
+    locale: str,
+    *,
+    full: bool = True,
+    dispute: listings.TitleDispute | None = None,
 ) -> ListingDetail:
     """A listing in full; for a buyer (``full`` False) without the named audience and the
     revenue-sharing agreement, which are the seller's business."""
@@ -273,6 +311,19 @@ def detail_of(
         reason=row.reason,
         rules=list(row.rules or []),
         verify_url=f"/verify/{row.certificate_number}",
+        dispute=dispute_of(dispute),
+    )
+
+
+def _detail(s: Session, row: ExchangeListing, *, full: bool = True) -> ListingDetail:
+    """``detail_of`` with the seller's name and the registry's open title dispute today (the
+    same ``listings.open_dispute`` a trade is refused on)."""
+    return detail_of(
+        row,
+        listings.seller_names(s, [row]),
+        _locale(),
+        full=full,
+        dispute=listings.open_dispute(s, row, today_cn()),
     )
 
 
@@ -393,7 +444,7 @@ def create_listing(body: ListingCreate, principal: ApiPrincipal, db: DbDep) -> L
     draft = _draft(body, base)
     with db.write() as s:
         row = listings.create_listing(s, principal, draft, on=today_cn(), now=utcnow())
-        return detail_of(row, listings.seller_names(s, [row]), _locale())
+        return _detail(s, row)
 
 
 @router.get("/listings/{listing_id}", response_model=ListingDetail, summary="One listing")
@@ -401,7 +452,7 @@ def get_listing(listing_id: str, principal: ApiPrincipal, db: DbDep) -> ListingD
     with db.read() as s:
         row = listings.get_listing(s, principal, listing_id)
         full = listings.may_see_review(s, principal, row)
-        return detail_of(row, listings.seller_names(s, [row]), _locale(), full=full)
+        return _detail(s, row, full=full)
 
 
 @router.patch(
@@ -416,7 +467,7 @@ def update_listing(
         current = listings.prepared_listing(s, principal, listing_id, lock=True)
         draft = _draft(body, listings.ListingDraft.of(current))
         row = listings.update_listing(s, principal, listing_id, draft, on=today_cn(), now=utcnow())
-        return detail_of(row, listings.seller_names(s, [row]), _locale())
+        return _detail(s, row)
 
 
 @router.post(
@@ -459,7 +510,7 @@ def submit_listing(
                 on=today_cn(),
                 now=utcnow(),
             )
-            return detail_of(row, listings.seller_names(s, [row]), _locale())
+            return _detail(s, row)
     except listings.ListingChecksFailed as exc:
         return _checks_failed(request, exc)
 
@@ -483,7 +534,7 @@ def assess_listing(
             keys=party_keys(settings),
             now=utcnow(),
         )
-        return detail_of(row, listings.seller_names(s, [row]), _locale())
+        return _detail(s, row)
 
 
 @router.post(
@@ -506,7 +557,7 @@ def decide_listing(
                 on=today_cn(),
                 now=utcnow(),
             )
-            return detail_of(row, listings.seller_names(s, [row]), _locale())
+            return _detail(s, row)
     except listings.ListingChecksFailed as exc:
         return _checks_failed(request, exc)
 
@@ -523,7 +574,7 @@ def end_listing(
         row = listings.end_by_seller(
             s, principal, listing_id, body.action, body.reason, now=utcnow()
         )
-        return detail_of(row, listings.seller_names(s, [row]), _locale())
+        return _detail(s, row)
 
 
 @router.get(

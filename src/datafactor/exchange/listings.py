@@ -35,6 +35,10 @@ The interface the trades use (orders, negotiation, auctions, contracts — layer
         buyer is the seller, or the buyer is not verified — the checks the mall order's
         ``trade_listing`` runs too (``_check_tradable``). (The other prohibited-trade checks run
         at submission, approval and resumption.)
+    open_dispute(session, listing, on) -> TitleDispute | None
+        the open title dispute the registry has on the listing's right on ``on`` (what
+        ``check_no_dispute`` refuses on, EXC-LST-DISPUTE), for the pages and the API to show
+        before a trade: ``refusal()`` is the refusal, ``MSG_DISPUTE_NOTICE`` the notice.
     take_quantity(session, listing, quantity) -> None
         under the caller's row lock: take ``quantity`` licences of a limited listing (refused
         when fewer remain); nothing for an unlimited one.
@@ -233,6 +237,12 @@ MSG_DISPUTED: Final = N_(
     "{number} cannot be traded now: the registry has the right behind certificate "
     "{certificate} under an open title dispute ({disputes}). Orders, bids and agreements "
     "resume when the registry lifts or resolves it (rule {rule})."
+)
+# The notice shown before a trade while the registry has the title in dispute (``open_dispute``).
+MSG_DISPUTE_NOTICE: Final = N_(
+    "The title to this product is disputed: the registry has the right behind certificate "
+    "{certificate} under an open title dispute ({disputes}). Orders, bids and agreements on it "
+    "are paused until the registry decides (rule {rule})."
 )
 MSG_RIGHT_GONE: Final = N_(
     "The seller no longer holds the product-operation right on this product (status: {status}): "
@@ -2425,20 +2435,62 @@ def check_seller_right(session: Session, listing: ExchangeListing | TradeListing
         )
 
 
-def check_no_dispute(session: Session, listing: ExchangeListing | TradeListing, on: date) -> None:
-    """No open title dispute on the listing's right or any right its title rests on, as the
-    registry sees it on ``on`` (``registry.title_disputes``): an objection registration in force
-    or substantiated, an objection lodged during a notice and not yet decided. Refused (409,
-    EXC-LST-DISPUTE) while there is one; trading resumes when the registry closes it."""
-    disputes = registry.title_disputes(session, listing.right_id, today=on)
-    if disputes:
-        raise ExchangeStateConflict(
+@dataclass(frozen=True, slots=True)
+class TitleDispute:
+    """An open title dispute on a listing's right as the registry sees it on a day
+    (``open_dispute``): the ids of the objection registrations and objections that make it, and
+    the rule that pauses trading while it lasts. The refusal of a trade (``refusal``) and the
+    notice the pages and the API show before one (``MSG_DISPUTE_NOTICE`` with ``params``) are
+    made from this one value, so the page and the refusal never disagree."""
+
+    disputes: tuple[str, ...]
+    rule: str
+    number: str
+    certificate: str
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The values of ``MSG_DISPUTED`` and ``MSG_DISPUTE_NOTICE``."""
+        return {
+            "number": self.number,
+            "certificate": self.certificate,
+            "disputes": ", ".join(self.disputes),
+            "rule": self.rule,
+        }
+
+    def refusal(self) -> ExchangeStateConflict:
+        """The trade's refusal (409, EXC-LST-DISPUTE), naming the disputes."""
+        return ExchangeStateConflict(
             MSG_DISPUTED,
-            rule=_rid("listing_dispute"),
-            number=listing.number,
-            certificate=listing.certificate_number,
-            disputes=", ".join(disputes),
+            rule=self.rule,
+            number=self.number,
+            certificate=self.certificate,
+            disputes=", ".join(self.disputes),
         )
+
+
+def open_dispute(
+    session: Session, listing: ExchangeListing | TradeListing, on: date
+) -> TitleDispute | None:
+    """The open title dispute on the listing's right or any right its title rests on, as the
+    registry sees it on ``on`` (``registry.title_disputes``): an objection registration in force
+    or substantiated, an objection lodged during a notice and not yet decided — None when there
+    is none. What ``check_no_dispute`` refuses on, and what the listing, auction, negotiation and
+    contract pages (and ``GET /api/v1/listings/{id}``) show before anyone clicks."""
+    disputes = registry.title_disputes(session, listing.right_id, today=on)
+    if not disputes:
+        return None
+    return TitleDispute(
+        tuple(disputes), _rid("listing_dispute"), listing.number, listing.certificate_number
+    )
+
+
+def check_no_dispute(session: Session, listing: ExchangeListing | TradeListing, on: date) -> None:
+    """No open title dispute (``open_dispute``) on ``on``. Refused (409, EXC-LST-DISPUTE) while
+    there is one; trading resumes when the registry closes it."""
+    found = open_dispute(session, listing, on)
+    if found is not None:
+        raise found.refusal()
 
 
 def _limited_take(listing: ExchangeListing | TradeListing, quantity: int) -> bool:

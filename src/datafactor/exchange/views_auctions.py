@@ -10,6 +10,9 @@ see, bidding first; ``/exchange/auctions/new?listing=ID``: the seller starts one
 that reloads the page once the auction has ended; the bid form sits outside the fragment so a
 refresh never wipes what a person is typing. Each rendering of the bid form carries a fresh
 idempotency key, so a double click bids once. Prices are typed in yuan and shown as ``¥``.
+While the registry has the product's title in dispute (``listings.open_dispute``,
+EXC-LST-DISPUTE) the auction, negotiation and new-negotiation pages say so and disable the bid,
+accept and offer forms (the trade itself is still refused).
 Thin shells over ``negotiation`` and ``auctions``; a refused form re-renders with the reason.
 """
 
@@ -106,6 +109,15 @@ def _reason(text: str, templates: Sequence[str]) -> str:
         if found:
             return gettext(template, **found.groupdict())
     return text
+
+
+def dispute_notice(found: listings.TitleDispute | None) -> str | None:
+    """The notice of an open title dispute in the reader's language (None without one), as the
+    listing page shows it (a view module of its own: the entry points do not import each
+    other)."""
+    if found is None:
+        return None
+    return gettext(listings.MSG_DISPUTE_NOTICE, **found.params)
 
 
 def _local_input(moment: datetime) -> str:
@@ -211,6 +223,7 @@ def _new_negotiation(
         names = counterparty_names(
             s, principal, [p for p in (listing.seller_id, listing.broker_id) if p]
         )
+        dispute = listings.open_dispute(s, listing, auctions.china_day(utcnow()))
     return render(
         request,
         "exchange/negotiations/new.html",
@@ -218,6 +231,8 @@ def _new_negotiation(
         status=status,
         listing=listing,
         names=names,
+        dispute=dispute,
+        dispute_notice=dispute_notice(dispute),
         form=dict(form or {}),
         is_broker=negotiation.is_broker(principal),
         **_labels(),
@@ -278,6 +293,14 @@ def _negotiation_page(
         listing = s.get(ExchangeListing, row.listing_id)
         names = counterparty_names(s, principal, negotiation.parties(row))
         available = _available(s, principal) if "accept" in shown["actions"] else None
+        # An acceptance or a counter-offer is refused while the registry has the title in
+        # dispute (EXC-LST-DISPUTE): the page says so and disables those forms.
+        trading = {"accept", "offer"} & set(shown["actions"])
+        dispute = (
+            listings.open_dispute(s, listing, auctions.china_day(utcnow()))
+            if trading and listing is not None
+            else None
+        )
     latest = shown["latest"] or {}
     return render(
         request,
@@ -291,6 +314,8 @@ def _negotiation_page(
         form=dict(form or {}),
         latest=latest,
         latest_policy=json.dumps(latest.get("policy") or {}, ensure_ascii=False, indent=2),
+        dispute=dispute,
+        dispute_notice=dispute_notice(dispute),
         **_labels(),
         **extra,
     )
@@ -548,6 +573,14 @@ def _auction_page(
         row = auctions.get_auction(s, principal, auction_id)
         shown = _live(s, principal, row)
         names = counterparty_names(s, principal, [row.seller_id])
+        # A bid is refused while the registry has the title in dispute (EXC-LST-DISPUTE), and
+        # the winner too when it closes: the page says so and disables the bid form.
+        listing = s.get(ExchangeListing, row.listing_id) if not shown["final"] else None
+        dispute = (
+            listings.open_dispute(s, listing, auctions.china_day(utcnow()))
+            if listing is not None
+            else None
+        )
     seller = principal.party_id == row.seller_id
     return render(
         request,
@@ -564,6 +597,8 @@ def _auction_page(
         bid_key=secrets.token_urlsafe(18),
         form=dict(form or {}),
         placed=placed,
+        dispute=dispute,
+        dispute_notice=dispute_notice(dispute),
         **_labels(),
         **extra,
     )

@@ -6,7 +6,9 @@ also what is for verified parties or named for it. ``/exchange/listings/{id}`` i
 page: description, price, channels, the contract policy in plain language, the seller, the
 certificate (linked to the public verification page), the licences left and the place where the
 buy button goes (``{% block buy %}`` of ``exchange/listings/detail.html``, a link to
-``/exchange/listings/{id}/checkout``). ``/exchange/sell`` is the seller's: its listings in every
+``/exchange/listings/{id}/checkout``) — while the registry has the product's title in dispute
+(``listings.open_dispute``) a notice says so there and the buy and negotiate buttons are disabled
+(the trade itself is still refused, EXC-LST-DISPUTE). ``/exchange/sell`` is the seller's: its listings in every
 state, the listing form (new and edit), submission with the declaration and commitment.
 ``/exchange/review`` holds the compliance assessor's and the operator's queues, the checklist
 form and the decisions. Thin shells over ``listings``: a refused form re-renders with the reason
@@ -98,6 +100,14 @@ def _err(exc: DomainError) -> dict[str, Any]:
 
 def _principal(identity: WebIdentity | None) -> Principal | None:
     return identity.principal if identity else None
+
+
+def dispute_notice(found: listings.TitleDispute | None) -> str | None:
+    """The notice of an open title dispute in the reader's language (None without one): the
+    listing, auction and negotiation pages show it where the buy, bid and accept forms are."""
+    if found is None:
+        return None
+    return gettext(listings.MSG_DISPUTE_NOTICE, **found.params)
 
 
 def _policy_text(row: ExchangeListing) -> list[str]:
@@ -197,6 +207,9 @@ def listing_page(request: Request, listing_id: str, identity: MaybeWebUser, db: 
         # The named audience and the revenue-sharing agreement are the seller's business: shown
         # to those who see the review only.
         may_review = listings.may_see_review(s, viewer, row)
+        # The registry's open title dispute, as a trade would be refused on it today: said here,
+        # with the buy and negotiate buttons disabled, before anyone clicks.
+        dispute = listings.open_dispute(s, row, today_cn())
         extra_names = (
             listings.party_names(
                 s,
@@ -225,6 +238,8 @@ def listing_page(request: Request, listing_id: str, identity: MaybeWebUser, db: 
         and row.state in (ListingState.DRAFT.value, ListingState.RETURNED.value),
         may_review=may_review,
         buyable=row.state == ListingState.PUBLISHED.value and not own,
+        dispute=dispute,
+        dispute_notice=dispute_notice(dispute),
         **_rule_values(),
         **LABELS,
     )

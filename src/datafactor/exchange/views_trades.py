@@ -1,4 +1,9 @@
-"""Exchange pages — Mall orders and contracts."""
+"""Exchange pages — Mall orders and contracts.
+
+A contract waiting for its signatures whose product's title the registry has in dispute
+(``listings.open_dispute``) cannot be signed (EXC-LST-DISPUTE): its page says why, and that it
+ends at its signing deadline if the dispute is still open then, and the sign button is disabled
+(the signature itself is still refused)."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from fastapi.responses import Response
 from datafactor import context, settlement
 from datafactor.db import CHINA, utcnow
 from datafactor.errors import N_, DomainError, Forbidden
-from datafactor.exchange import contracts, orders
+from datafactor.exchange import contracts, listings, orders
 from datafactor.exchange.domain import (
     CHANNEL_LABELS,
     CONTRACT_STATE_LABELS,
@@ -24,6 +29,7 @@ from datafactor.exchange.domain import (
 )
 from datafactor.exchange.errors import ExchangeInvalid
 from datafactor.exchange.keys import party_keys
+from datafactor.exchange.models import ExchangeListing
 from datafactor.exchange.rulebook import exchange_rules
 from datafactor.identity import WebIdentity, counterparty_names
 from datafactor.permissions import Permission
@@ -318,6 +324,11 @@ CONTRACT_ROLES = ("buyer", "seller", "broker")
 MSG_SIGN_CONFIRM = N_(
     "Tick the box to confirm that you read the contract and sign it for your party (rule {rule})."
 )
+MSG_SIGN_DISPUTED = N_(
+    "This contract cannot be signed now: the registry has the right behind certificate "
+    "{certificate} under an open title dispute ({disputes}). If the dispute is still open at the "
+    "signing deadline ({deadline}), the contract ends and the payment is released (rule {rule})."
+)
 DEADLINE_TEXT: dict[str, str] = {
     "requested": N_(
         "If it is not answered by then, the contract ends and the payment is released."
@@ -500,6 +511,13 @@ def _contract_page(
         events = contracts.contract_events(s, contract.id)
         names = counterparty_names(s, principal, contracts.parties(contract))
         signers = contracts.signer_names(s, contract.id)
+        # Signing is refused while the registry has the title in dispute (``sign_contract``
+        # runs the same ``listings.open_dispute``): said before anyone tries.
+        dispute = None
+        if contract.state == "accepted":
+            listing = s.get(ExchangeListing, contract.listing_id)
+            if listing is not None:
+                dispute = listings.open_dispute(s, listing, contracts.china_day(now))
     history = [
         (
             e,
@@ -534,6 +552,14 @@ def _contract_page(
         policy_text=_policy_text(contract.policy or {}),
         document_json=json.dumps(contract.document, ensure_ascii=False, indent=2, sort_keys=True),
         form=form or {},
+        dispute=dispute,
+        dispute_notice=None
+        if dispute is None
+        else gettext(
+            MSG_SIGN_DISPUTED,
+            **dispute.params,
+            deadline=contracts.show_time(contract.deadline_at),
+        ),
         **_contract_labels(),
         **extra,
     )
