@@ -1,18 +1,22 @@
 """The mall in a real browser: a buyer searches for 用电 among the published listings, finds the
 park power index (not the port data), opens it and reads its price, the licences left, the terms
-of use in plain language and the certificate's link to the public verification page."""
+of use in plain language and the certificate's link to the public verification page; once a rival
+puts the listed right under an objection registration (异议登记), a reload shows the dispute notice
+and a disabled buy button in place of the buy link."""
 
 from __future__ import annotations
 
 import re
 
-from factories import PASSWORD
-from listing_support import draft, drive, make_world
+from factories import PASSWORD, make_actor
+from listing_support import World, draft, drive, make_world
 from playwright.sync_api import Page, expect
+from registry_support import drive_to_certified, principal
 
 from datafactor import registry
 from datafactor.db import Database, today_cn, utcnow
 from datafactor.exchange import listings
+from datafactor.registry import RegistrationType
 from datafactor.settings import Settings
 
 
@@ -22,6 +26,29 @@ def login(page: Page, username: str) -> None:
     form.locator("[name=username]").fill(username)
     form.locator("[name=password]").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
+
+
+def object_to(world: World) -> str:
+    """A rival's objection registration on the product's right, certified today: its id (as in
+    tests/exchange/listings/test_dispute_notice.py)."""
+    rival = principal(world.db, make_actor(world.db, name="南宁数据采集公司"))
+    objection = registry.ApplicationDraft(
+        type=RegistrationType.OBJECTION,
+        asset_id=world.product.asset_id,
+        right_id=world.product.right_id,
+        grounds=("title_dispute",),
+        statement="该产品的源数据由我方采集，有采集合同为证",
+        evidence=("contract-2025-88.pdf",),
+    )
+    app_id, _, _ = drive_to_certified(
+        world.db,
+        rival,
+        world.p(world.operator),
+        objection,
+        registry.issuer_for(world.settings),
+        today_cn(),
+    )
+    return app_id
 
 
 def test_search_the_mall_and_open_a_listing(
@@ -67,3 +94,21 @@ def test_search_the_mall_and_open_a_listing(
     expect(certificate).to_have_attribute("href", f"/verify/{world.product.certificate}")
     expect(page.get_by_test_id("checkout-link")).to_be_visible()
     shot(page, "exchange-listing")
+
+    # The registry now has the listed right under an objection: the reloaded page says so (in
+    # Chinese, naming the objection) and shows the buy button disabled instead of the buy link.
+    expect(page.get_by_test_id("dispute-notice")).to_have_count(0)
+    app_id = object_to(world)
+    page.reload()
+    notice = page.get_by_test_id("dispute-notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("权属争议")  # "Title in dispute", in the reader's Chinese
+    expect(notice).to_contain_text(app_id)
+    expect(notice).to_contain_text(world.product.certificate)
+    buy = page.get_by_test_id("checkout-disabled")
+    expect(buy).to_be_visible()
+    expect(buy).to_be_disabled()
+    expect(buy).to_have_attribute("aria-describedby", "dispute-notice")
+    expect(page.get_by_test_id("checkout-link")).to_have_count(0)
+    expect(page.get_by_test_id("negotiate-disabled")).to_be_disabled()
+    shot(page, "exchange-listing-disputed")

@@ -4,10 +4,9 @@ inventory, cancel and resume, the downloads, the roll-up page with its chart, th
 from __future__ import annotations
 
 import io
-import re
 
 from census_support import TABLES, VIEWS
-from factories import PASSWORD, make_actor
+from factories import console_login, make_actor
 from openpyxl import load_workbook
 
 from datafactor.census.jobs import run_pending
@@ -15,28 +14,6 @@ from datafactor.identity import PartyKind
 
 ALL = len(TABLES) + len(VIEWS)
 PG_URL = "postgresql+psycopg://dept:S3cret-pw@127.0.0.1:1/hr"
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor, landing="/census"):
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": landing,
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303
-    return csrf_of(client.get(landing).text)
 
 
 def run_all(client):
@@ -51,7 +28,7 @@ def start(client, csrf, url, **fields):
 
 
 def test_a_department_starts_watches_and_downloads_its_census(client, department, department_url):
-    csrf = login(client, department)
+    csrf = console_login(client, department, "/census")
     page = client.get("/census")
     assert 'data-testid="census-form"' in page.text
     assert 'data-testid="nav-census"' in page.text
@@ -92,7 +69,7 @@ def test_a_department_starts_watches_and_downloads_its_census(client, department
 
 
 def test_a_refused_form_never_echoes_the_url(client, department, department_url):
-    csrf = login(client, department)
+    csrf = console_login(client, department, "/census")
     r = start(client, csrf, PG_URL, schema="hr", sample_rows="10")
     assert r.status_code == 502
     assert 'data-testid="error"' in r.text
@@ -107,7 +84,7 @@ def test_a_refused_form_never_echoes_the_url(client, department, department_url)
 
 
 def test_cancel_and_resume_from_the_page(client, department, department_url):
-    csrf = login(client, department)
+    csrf = console_login(client, department, "/census")
     run_url = start(client, csrf, department_url).headers["location"]
     r = client.post(f"{run_url}/cancel", data={"csrf_token": csrf}, follow_redirects=False)
     assert r.status_code == 303
@@ -124,7 +101,7 @@ def test_cancel_and_resume_from_the_page(client, department, department_url):
 def test_the_bureau_censuses_a_department_and_sees_the_province(
     client, bureau, department, other_department, department_url, tmp_path
 ):
-    csrf = login(client, bureau)
+    csrf = console_login(client, bureau, "/census")
     page = client.get("/census")
     assert 'name="party_id"' in page.text and "南宁市民政局" in page.text
     r = start(client, csrf, department_url, party_id=department.party_id)
@@ -152,10 +129,10 @@ def test_the_bureau_censuses_a_department_and_sees_the_province(
 
 def test_outsiders_see_no_census(client, department, department_url):
     enterprise = make_actor(client.app.state.db, PartyKind.ENTERPRISE)
-    csrf = login(client, department)
+    csrf = console_login(client, department, "/census")
     run_url = start(client, csrf, department_url).headers["location"]
     client.post("/logout", data={"csrf_token": csrf})
-    login(client, enterprise, landing="/")
+    console_login(client, enterprise, "/")
     assert 'data-testid="nav-census"' not in client.get("/").text
     assert client.get(run_url).status_code == 404
     assert client.get("/census").status_code == 403

@@ -7,7 +7,7 @@ import hashlib
 import re
 
 import pytest
-from factories import PASSWORD
+from factories import console_login
 from isolation import DISCOVERY_CSV
 
 from datafactor.discovery.api import store_of
@@ -25,28 +25,6 @@ def settings(db_url, tmp_path):
         upload_max_bytes=100_000,
         upload_chunk_max_bytes=4096,
     )
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor):
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/datasets",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303
-    return csrf_of(client.get("/datasets").text)
 
 
 def create_dataset(client, csrf, name="网页数据集"):
@@ -81,7 +59,7 @@ def test_pages_need_a_login(client):
 
 
 def test_create_a_dataset_and_see_it_listed(client, enterprise):
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/datasets")
     page = client.get("/datasets")
     assert 'data-testid="dataset-form"' in page.text
     assert 'data-testid="nav-datasets"' in page.text
@@ -102,7 +80,7 @@ def test_create_a_dataset_and_see_it_listed(client, enterprise):
 
 
 def test_upload_progress_report_and_review(client, enterprise):
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/datasets")
     dataset_id = create_dataset(client, csrf)
     r = upload_form(client, csrf, dataset_id)
     assert r.status_code == 303, r.text
@@ -155,7 +133,7 @@ def test_upload_progress_report_and_review(client, enterprise):
 
 
 def test_upload_refusals_on_the_page(client, enterprise):
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/datasets")
     dataset_id = create_dataset(client, csrf)
     big = upload_form(client, csrf, dataset_id, data=b"a\n" * 60_000)
     assert big.status_code == 413
@@ -181,7 +159,7 @@ def test_upload_refusals_on_the_page(client, enterprise):
 
 
 def test_script_upload_routes(client, enterprise):
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/datasets")
     dataset_id = create_dataset(client, csrf)
     data = DISCOVERY_CSV
     body = {"filename": "people.csv", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
@@ -217,7 +195,7 @@ def test_script_upload_routes(client, enterprise):
 
 
 def test_cancel_force_cancel_and_full_scan_forms(client, enterprise):
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/datasets")
     dataset_id = create_dataset(client, csrf)
     scan_url = upload_form(client, csrf, dataset_id).headers["location"]
     r = client.post(f"{scan_url}/cancel", data={"csrf_token": csrf}, follow_redirects=False)
@@ -250,12 +228,12 @@ def test_cancel_force_cancel_and_full_scan_forms(client, enterprise):
 
 
 def test_regulator_reads_without_forms(client, enterprise, regulator):
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/datasets")
     dataset_id = create_dataset(client, csrf)
     scan_url = upload_form(client, csrf, dataset_id).headers["location"]
     run_scans(client)
     client.cookies.clear()
-    login(client, regulator)
+    console_login(client, regulator, "/datasets")
     detail = client.get(f"/datasets/{dataset_id}")
     assert detail.status_code == 200
     assert 'data-testid="upload-form"' not in detail.text
@@ -266,11 +244,11 @@ def test_regulator_reads_without_forms(client, enterprise, regulator):
 
 
 def test_another_party_gets_not_found(client, enterprise, other_enterprise):
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/datasets")
     dataset_id = create_dataset(client, csrf)
     scan_url = upload_form(client, csrf, dataset_id).headers["location"]
     client.cookies.clear()
-    csrf = login(client, other_enterprise)
+    csrf = console_login(client, other_enterprise, "/datasets")
     assert client.get(f"/datasets/{dataset_id}").status_code == 404
     assert client.get(scan_url).status_code == 404
     assert client.post(f"{scan_url}/cancel", data={"csrf_token": csrf}).status_code == 404
@@ -278,7 +256,7 @@ def test_another_party_gets_not_found(client, enterprise, other_enterprise):
 
 
 def test_english_and_chinese_pages(client, enterprise):
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/datasets")
     dataset_id = create_dataset(client, csrf)
     scan_url = upload_form(client, csrf, dataset_id).headers["location"]
     run_scans(client)
@@ -309,7 +287,7 @@ def scanned_version(client, csrf):
 
 
 def test_deidentify_from_the_version_page(client, enterprise):
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/datasets")
     dataset_id, version_id = scanned_version(client, csrf)
     assert 'data-testid="deidentify-1"' in client.get(f"/datasets/{dataset_id}").text
     version = client.get(f"/versions/{version_id}")
@@ -381,16 +359,16 @@ def test_deidentify_from_the_version_page(client, enterprise):
 
 
 def test_deidentify_pages_of_other_parties(client, enterprise, other_enterprise, regulator):
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/datasets")
     _dataset_id, version_id = scanned_version(client, csrf)
     client.cookies.clear()
-    csrf = login(client, other_enterprise)
+    csrf = console_login(client, other_enterprise, "/datasets")
     assert client.get(f"/versions/{version_id}").status_code == 404
     assert client.get(f"/versions/{version_id}/deidentify").status_code == 404
     data = {"csrf_token": csrf, "mode": "profile", "profile": "publish", "action": "run"}
     assert client.post(f"/versions/{version_id}/deidentify", data=data).status_code == 404
     client.cookies.clear()
-    login(client, regulator)
+    console_login(client, regulator, "/datasets")
     page = client.get(f"/versions/{version_id}")
     assert page.status_code == 200 and 'data-testid="deidentify-link"' not in page.text
     assert client.get(f"/versions/{version_id}/deidentify").status_code == 403

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import re
 
-from factories import PASSWORD, make_actor
+from factories import PASSWORD, csrf_of, make_actor
 
 from datafactor.identity import PartyKind
 from datafactor.identity.codes import make_uscc
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the form"
-    return match.group(1)
 
 
 def web_login(client, actor, password=PASSWORD):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from factories import PASSWORD, bearer, make_actor
+from factories import PASSWORD, bearer, console_login, make_actor
 from registry_support import principal
 
 from datafactor import inbox
@@ -124,33 +124,10 @@ def test_api_unread_first_in_the_readers_language_and_tenant_isolation(
     assert r.headers["content-type"].startswith("application/problem+json")
 
 
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor, landing="/notifications"):
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": landing,
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303
-    return csrf_of(client.get(landing).text)
-
-
 def test_page_badge_and_mark_read(client, db, enterprise):
     send(db, [enterprise.party_id])
     send(db, [enterprise.party_id])
-    client.cookies.set("df_lang", "en")
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/notifications", "en")
     page = client.get("/notifications")
     assert page.status_code == 200
     assert page.text.count('data-testid="inbox-item" data-read="no"') == 2

@@ -6,31 +6,12 @@ import html
 import re
 
 import pytest
-from factories import PASSWORD
-
-
-def csrf_of(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
+from factories import console_login
 
 
 @pytest.fixture
 def csrf(client, enterprise):
-    client.cookies.set("df_lang", "en")
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": enterprise.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/policy",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303
-    return csrf_of(client.get("/policy").text)
+    return console_login(client, enterprise, "/policy", "en")
 
 
 def jsonld_of(page: str) -> str:

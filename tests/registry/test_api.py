@@ -6,16 +6,31 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
 
 import pytest
-from factories import bearer
-from registry_support import LATER, SCOPE, TODAY, fingerprint, principal, scanned_version
+from factories import Actor, bearer
+from registry_support import (
+    LATER,
+    SCOPE,
+    TODAY,
+    drive_to_certified,
+    fingerprint,
+    initial,
+    new_asset,
+    principal,
+    scanned_version,
+)
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from datafactor.audit import AuditEvent
 from datafactor.cli import app as cli
+from datafactor.db import Database
+from datafactor.registry import services as registry
 from datafactor.registry.api import registry_today
+from datafactor.registry.models import RegistryCertificate
 from datafactor.settings import Settings, get_settings
 
 CHECKLIST = ["identity", "source", "description", "scope", "no_dispute"]
@@ -39,6 +54,30 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setting
     get_settings.cache_clear()
     yield settings
     get_settings.cache_clear()
+
+
+@dataclass(frozen=True)
+class Certified:
+    """An asset of ``enterprise`` registered (initial registration) through to its certificate."""
+
+    asset_id: str
+    holding: str  # the holding right the registration created
+    day: date  # the day it was certified
+    number: str  # the certificate's number
+
+
+@pytest.fixture
+def certified(db: Database, settings: Settings, enterprise: Actor, operator: Actor) -> Certified:
+    owner, registrar = principal(db, enterprise), principal(db, operator)
+    asset_id = new_asset(db, owner, scanned_version(db, settings, owner))
+    issuer = registry.issuer_for(settings)
+    _, holding, day = drive_to_certified(db, owner, registrar, initial(db, asset_id), issuer, TODAY)
+    assert holding is not None
+    with db.read() as s:
+        number = s.scalars(
+            select(RegistryCertificate.number).where(RegistryCertificate.right_id == holding)
+        ).one()
+    return Certified(asset_id, holding, day, number)
 
 
 def test_registration_over_http_and_cli(
@@ -186,15 +225,12 @@ def test_registration_over_http_and_cli(
 
 
 def test_public_verification_follows_every_change_of_the_right(
-    client, clock, db, settings, enterprise, other_enterprise, operator
+    client, clock, db, settings, enterprise, other_enterprise, operator, certified
 ):
     """The verification API reuses what it computed while the registry revision is unchanged;
     a pledge (a write to the right) bumps the revision, and the next lookup shows it."""
-    from registry_support import drive_to_certified, initial, new_asset
-
     from datafactor.registry import RegistrationType
-    from datafactor.registry import services as registry
-    from datafactor.registry.models import RegistryCertificate, RegistryRevision
+    from datafactor.registry.models import RegistryRevision
 
     owner, bank, registrar = (
         principal(db, enterprise),
@@ -202,26 +238,21 @@ def test_public_verification_follows_every_change_of_the_right(
         principal(db, operator),
     )
     issuer = registry.issuer_for(settings)
-    asset_id = new_asset(db, owner, scanned_version(db, settings, owner))
-    _, holding, day = drive_to_certified(db, owner, registrar, initial(db, asset_id), issuer, TODAY)
     with db.read() as s:
-        number = s.scalars(
-            select(RegistryCertificate.number).where(RegistryCertificate.right_id == holding)
-        ).one()
         revision = s.get(RegistryRevision, 1).value
-    clock["today"] = day
-    url = f"/api/v1/registry/verify/{number}"
+    clock["today"] = day = certified.day
+    url = f"/api/v1/registry/verify/{certified.number}"
     first, again = client.get(url), client.get(url)
     assert first.status_code == again.status_code == 200
     assert first.json() == again.json() and first.json()["status"] == "active"
-    page = f"/verify/{number}"  # the page the QR code opens, cached the same way
+    page = f"/verify/{certified.number}"  # the page the QR code opens, cached the same way
     assert 'data-status="active"' in client.get(page).text
     assert 'data-status="active"' in client.get(page).text
 
     pledge = registry.ApplicationDraft(
         type=RegistrationType.PLEDGE,
-        asset_id=asset_id,
-        right_id=holding,
+        asset_id=certified.asset_id,
+        right_id=certified.holding,
         counterparty_id=bank.party_id,
     )
     _, _, pledged_on = drive_to_certified(db, owner, registrar, pledge, issuer, day)
@@ -240,27 +271,12 @@ def test_public_verification_follows_every_change_of_the_right(
     assert client.get(url).json()["status"] == "pledged"
 
 
-def test_a_repeated_lookup_answers_exactly_as_the_first(
-    client, clock, db, settings, enterprise, operator
-):
+def test_a_repeated_lookup_answers_exactly_as_the_first(client, clock, certified):
     """A lookup answered from the cache (before routing) carries the same body and headers as
     the one that computed it: the caller's request id, the security headers; a query parameter,
     another method or an unknown number are refused as the route refuses them."""
-    from registry_support import drive_to_certified, initial, new_asset
-
-    from datafactor.registry import services as registry
-    from datafactor.registry.models import RegistryCertificate
-
-    owner, registrar = principal(db, enterprise), principal(db, operator)
-    asset_id = new_asset(db, owner, scanned_version(db, settings, owner))
-    issuer = registry.issuer_for(settings)
-    _, holding, day = drive_to_certified(db, owner, registrar, initial(db, asset_id), issuer, TODAY)
-    with db.read() as s:
-        number = s.scalars(
-            select(RegistryCertificate.number).where(RegistryCertificate.right_id == holding)
-        ).one()
-    clock["today"] = day
-    url = f"/api/v1/registry/verify/{number}"
+    clock["today"] = certified.day
+    url = f"/api/v1/registry/verify/{certified.number}"
 
     def lookup(rid: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         r = client.get(url, headers={"X-Request-ID": rid, "Accept-Language": "en"})
@@ -275,7 +291,7 @@ def test_a_repeated_lookup_answers_exactly_as_the_first(
     assert (b"x-frame-options", b"DENY") in again[2]
     assert (b"content-type", b"application/json") in again[2]
 
-    typo = client.get(url, params={"nuber": number})
+    typo = client.get(url, params={"nuber": certified.number})
     assert typo.status_code == 400 and typo.json()["type"].endswith("/unknown-query-parameter")
     assert typo.headers["content-type"] == "application/problem+json"
     assert client.post(url).status_code == 405
@@ -306,7 +322,7 @@ def test_only_writes_a_verification_reads_bump_the_registry_revision(db, enterpr
 
 
 def test_another_worker_answers_a_verification_without_computing_it(
-    client, clock, db, settings, enterprise, operator, monkeypatch
+    client, clock, db, settings, certified, monkeypatch
 ):
     """Two server workers on one database (two apps, each with its own memory of answers): the
     verification one computed is answered by the other from the shared store
@@ -314,21 +330,10 @@ def test_another_worker_answers_a_verification_without_computing_it(
     from datetime import timedelta
 
     from fastapi.testclient import TestClient
-    from registry_support import drive_to_certified, initial, new_asset
 
     from datafactor.app import create_app
-    from datafactor.db import Database
-    from datafactor.registry import services as registry
-    from datafactor.registry.models import RegistryCertificate
 
-    owner, registrar = principal(db, enterprise), principal(db, operator)
-    asset_id = new_asset(db, owner, scanned_version(db, settings, owner))
-    issuer = registry.issuer_for(settings)
-    _, holding, day = drive_to_certified(db, owner, registrar, initial(db, asset_id), issuer, TODAY)
-    with db.read() as s:
-        number = s.scalars(
-            select(RegistryCertificate.number).where(RegistryCertificate.right_id == holding)
-        ).one()
+    number, day = certified.number, certified.day
     clock["today"] = day
     url = f"/api/v1/registry/verify/{number}"
     first = client.get(url)

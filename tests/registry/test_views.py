@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from factories import PASSWORD
+from factories import console_login
 from registry_support import TODAY, new_asset, principal, scanned_version
 
 from datafactor.registry import views
@@ -27,29 +27,6 @@ def clock(app):  # type: ignore[no-untyped-def]
     app.dependency_overrides[registry_today] = lambda: TODAY
     yield TODAY
     app.dependency_overrides.pop(registry_today, None)
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor) -> str:  # type: ignore[no-untyped-def]
-    client.cookies.clear()
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/registry/assets",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return csrf_of(client.get("/registry/assets").text)
 
 
 ASSET_FORM = {
@@ -118,7 +95,7 @@ def test_pages_need_a_login(client):
 
 def test_declare_an_asset_from_a_version(client, db, settings, enterprise, clock):
     version_id = scanned_version(db, settings, principal(db, enterprise))
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/registry/assets")
     page = client.get("/registry/assets")
     assert 'data-testid="asset-form"' in page.text
     assert 'data-testid="nav-registry"' in page.text
@@ -172,7 +149,7 @@ def test_move_an_asset_to_a_newer_version(client, db, settings, enterprise, cloc
     first = scanned_version(db, settings, who)
     second = scanned_version(db, settings, who, data=b"a,b\n1,2\n3,4\n")
     asset_id = new_asset(db, who, first)
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/registry/assets")
     r = client.post(
         f"/registry/assets/{asset_id}/version",
         data={"csrf_token": csrf, "version_id": second},
@@ -188,7 +165,8 @@ def test_move_an_asset_to_a_newer_version(client, db, settings, enterprise, cloc
 
 def test_wizard_submits_an_initial_registration(client, db, settings, enterprise, clock):
     version_id = scanned_version(db, settings, principal(db, enterprise))
-    csrf = login(client, enterprise)
+    # No language cookie: the page below is read in English through Accept-Language.
+    csrf = console_login(client, enterprise, "/registry/assets", lang=None)
     asset_id = declare(client, csrf, version_id)
 
     start = client.get(f"/registry/apply?asset={asset_id}")
@@ -257,7 +235,8 @@ def test_refusal_is_shown_with_its_rule(client, db, settings, enterprise, clock)
     version_id = scanned_version(db, settings, who)
     # Declared through the API or CLI without a statement of source: the review refuses it.
     asset_id = new_asset(db, who, version_id, source_statement="")
-    csrf = login(client, enterprise)
+    # No language cookie: the page below is read in English through Accept-Language.
+    csrf = console_login(client, enterprise, "/registry/assets", lang=None)
     application_id = submit_initial(client, csrf, asset_id)
     page = client.get(f"/registry/applications/{application_id}")
     assert 'data-testid="reason-DSL-33-SOURCE-STATEMENT"' in page.text
@@ -272,11 +251,11 @@ def test_refusal_is_shown_with_its_rule(client, db, settings, enterprise, clock)
 
 def test_registrar_reviews_with_the_checklist(client, db, settings, enterprise, operator, clock):
     version_id = scanned_version(db, settings, principal(db, enterprise))
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/registry/assets")
     asset_id = declare(client, csrf, version_id)
     application_id = submit_initial(client, csrf, asset_id)
 
-    csrf = login(client, operator)
+    csrf = console_login(client, operator, "/registry/assets")
     page = client.get(f"/registry/applications/{application_id}")
     assert 'data-testid="registrar-actions"' in page.text
     assert 'data-testid="checklist"' in page.text
@@ -305,7 +284,7 @@ def test_registrar_reviews_with_the_checklist(client, db, settings, enterprise, 
     assert r.status_code in (409, 422) and "REG-" in r.text
 
     # The applicant withdraws.
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/registry/assets")
     r = client.post(url, data={"csrf_token": csrf, "action": "withdraw"}, follow_redirects=False)
     assert r.status_code == 303
     with db.read() as s:
@@ -317,11 +296,11 @@ def test_another_party_cannot_see_the_pages(
     client, db, settings, enterprise, other_enterprise, clock
 ):
     version_id = scanned_version(db, settings, principal(db, enterprise))
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/registry/assets")
     asset_id = declare(client, csrf, version_id)
     application_id = submit_initial(client, csrf, asset_id)
 
-    csrf = login(client, other_enterprise)
+    csrf = console_login(client, other_enterprise, "/registry/assets")
     assert client.get(f"/registry/assets/{asset_id}").status_code == 404
     assert client.get(f"/registry/applications/{application_id}").status_code == 404
     assert asset_id not in client.get("/registry/assets").text

@@ -11,7 +11,7 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from factories import PASSWORD
+from factories import console_login
 from fastapi.testclient import TestClient
 from registry_support import LATER, SCOPE, TODAY, initial, new_asset, principal, scanned_version
 
@@ -37,28 +37,10 @@ def issuer(settings):
     return registry.issuer_for(settings)
 
 
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
 def browser_for(app, actor) -> tuple[TestClient, str]:
     """A client logged in as ``actor`` (its own cookies) and its CSRF token."""
     client = TestClient(app, raise_server_exceptions=False)
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return client, csrf_of(client.get("/").text)
+    return client, console_login(client, actor, "/")
 
 
 def submitted(db, settings, issuer, enterprise) -> tuple[str, str]:

@@ -7,11 +7,10 @@ and verification pages showing a right under objection — and other parties ref
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 
 import pytest
-from factories import PASSWORD, make_actor
+from factories import console_login, make_actor
 from registry_support import TODAY, drive_to_certified, initial, new_asset, principal
 from registry_support import scanned_version as scanned
 from sqlalchemy import select
@@ -26,29 +25,6 @@ from datafactor.web.i18n import translations
 def zh(msgid: str) -> str:
     """The Chinese of a msgid (its English until the catalogue carries it)."""
     return str(translations("zh_CN").gettext(msgid))
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor) -> str:  # type: ignore[no-untyped-def]
-    client.cookies.clear()
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/registry/apply",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return csrf_of(client.get("/registry/apply").text)
 
 
 def wizard(client, csrf, step, go="next", **fields):  # type: ignore[no-untyped-def]
@@ -121,7 +97,7 @@ def checklist() -> list[str]:
 def test_an_objection_registration_through_the_wizard(
     client, db, world, other_enterprise, operator
 ):
-    csrf = login(client, other_enterprise)
+    csrf = console_login(client, other_enterprise, "/registry/apply")
     start = client.get("/registry/apply")
     assert 'data-testid="type-objection"' in start.text
     assert 'data-testid="type-revocation"' in start.text  # on an order, for anyone
@@ -164,7 +140,7 @@ def test_an_objection_registration_through_the_wizard(
     assert 'data-testid="application-grounds"' in page.text
 
     # The registrar approves it: the right is under objection, on both certificate pages.
-    csrf = login(client, operator)
+    csrf = console_login(client, operator, "/registry/apply")
     r = client.post(
         f"/registry/applications/{application_id}/act",
         data={"csrf_token": csrf, "action": "approve", "checklist": checklist()},
@@ -184,7 +160,7 @@ def test_an_objection_registration_through_the_wizard(
 
 
 def test_an_objection_against_ones_own_right_is_refused(client, db, world, enterprise):
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/registry/apply")
     r = wizard(client, csrf, "object", type="objection", certificate=world["number"])
     assert r.status_code == 422 and 'data-step="object"' in r.text
     assert 'data-testid="error-rule">REG-HOLDER<' in r.text
@@ -206,7 +182,7 @@ def test_an_objection_to_a_right_that_has_ended_is_refused(
         type=RegistrationType.REVOCATION, asset_id=world["asset"], right_id=world["holding"]
     )
     drive_to_certified(db, registrar, registrar, revocation, issuer, world["day"])
-    csrf = login(client, other_enterprise)
+    csrf = console_login(client, other_enterprise, "/registry/apply")
     r = wizard(client, csrf, "object", type="objection", certificate=world["number"])
     assert r.status_code == 409 and "REG-OBJECTION-REGISTRATION" in r.text
     assert objections_by(db, principal(db, other_enterprise).party_id) == []
@@ -215,7 +191,7 @@ def test_an_objection_to_a_right_that_has_ended_is_refused(
 def test_a_revocation_on_an_order_by_a_party_that_is_not_a_registrar(
     client, db, world, other_enterprise, operator
 ):
-    csrf = login(client, other_enterprise)
+    csrf = console_login(client, other_enterprise, "/registry/apply")
     r = wizard(client, csrf, "object", type="revocation", certificate=world["number"])
     assert 'data-step="order"' in r.text, r.text
     fields = {"type": "revocation", "certificate": world["number"]}
@@ -237,7 +213,7 @@ def test_a_revocation_on_an_order_by_a_party_that_is_not_a_registrar(
     assert 'data-testid="application-order"' in page.text
 
     # A registrar keeps its own path: any right, chosen from the list, no order needed.
-    login(client, operator)
+    console_login(client, operator, "/registry/apply")
     r = client.get("/registry/apply?type=revocation")
     assert (
         'data-testid="wizard-right"' in r.text and 'data-testid="wizard-certificate"' not in r.text
@@ -274,14 +250,14 @@ def test_the_pledgee_consents_from_the_application_page(
     url = f"/registry/applications/{application_id}"
 
     # The holder sees that the release waits for the pledgee, and cannot consent itself.
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/registry/apply")
     page = client.get(url)
     assert 'data-testid="consent-waiting"' in page.text
     assert 'data-testid="consent-panel"' not in page.text
     assert "REG-PLEDGE-LOCK" in page.text
 
     # Another party: the application does not exist for it, nor can it consent.
-    csrf = login(client, other_enterprise)
+    csrf = console_login(client, other_enterprise, "/registry/apply")
     assert client.get(url).status_code == 404
     r = client.post(f"{url}/consent", data={"csrf_token": csrf, "confirm": "1"})
     assert r.status_code == 404
@@ -289,7 +265,7 @@ def test_the_pledgee_consents_from_the_application_page(
         row = s.get(RegistryApplication, application_id)
         assert row is not None and "pledgee_consent" not in row.facts
 
-    csrf = login(client, bank)
+    csrf = console_login(client, bank, "/registry/apply")
     page = client.get(url)
     assert 'data-testid="consent-panel"' in page.text
     # Not confirmed: the page comes back with the message, nothing is written.
@@ -339,7 +315,7 @@ def test_lawsuit_and_closure_from_the_application_page(
     claimant, application_id = certified_objection(db, issuer, world)
     url = f"/registry/applications/{application_id}"
 
-    csrf = login(client, claimant)
+    csrf = console_login(client, claimant, "/registry/apply")
     page = client.get(url)
     assert 'data-testid="objection-record"' in page.text
     assert 'data-status="in_force"' in page.text
@@ -369,7 +345,7 @@ def test_lawsuit_and_closure_from_the_application_page(
 
     # The holder and a stranger: the application is not theirs to see or act on.
     for other in (enterprise, other_enterprise):
-        csrf = login(client, other)
+        csrf = console_login(client, other, "/registry/apply")
         assert client.get(url).status_code == 404
         r = client.post(f"{url}/lawsuit", data={"csrf_token": csrf, "reference": "伪造案号"})
         assert r.status_code == 404
@@ -381,7 +357,7 @@ def test_lawsuit_and_closure_from_the_application_page(
 
     # Long after the lapse date, the registrar closes it as not substantiated: lifted.
     world["day"] = lapses + timedelta(days=30)
-    csrf = login(client, operator)
+    csrf = console_login(client, operator, "/registry/apply")
     page = client.get(url)
     assert 'data-testid="closure-form"' in page.text
     r = client.post(f"{url}/closure", data={"csrf_token": csrf, "reason": "法院驳回"})

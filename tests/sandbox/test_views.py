@@ -11,7 +11,7 @@ from html import unescape
 from typing import Any
 
 import pytest
-from factories import PASSWORD, Actor, make_actor
+from factories import Actor, console_login, csrf_of, make_actor
 from listing_support import staff_of
 from sandbox_support import COLUMNS, another_grant, households, offer_world
 
@@ -21,30 +21,6 @@ from datafactor.sandbox import services
 AGGREGATE = (
     "SELECT county, COUNT(*) AS households, SUM(kwh) AS total_kwh\nFROM households\nGROUP BY county"
 )
-
-
-def csrf_of(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client: Any, actor: Actor, lang: str = "zh_CN") -> str:
-    client.cookies.clear()
-    client.cookies.set("df_lang", lang)
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/sandbox",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303
-    return csrf_of(client.get("/sandbox").text)
 
 
 def text_of(html: str, testid: str) -> str:
@@ -99,7 +75,7 @@ def dp_world(db: Any, settings: Any, tmp_path: Any, actors: dict[str, Actor]) ->
 
 def test_editor_preview_then_run_and_refusals(client, db, settings, tmp_path, actors) -> None:  # type: ignore[no-untyped-def]
     grant_id = dp_world(db, settings, tmp_path, actors)
-    csrf = login(client, actors["grantee"])
+    csrf = console_login(client, actors["grantee"], "/sandbox")
 
     # My sandbox grants: the table, each column with its type and role, k and the budget.
     page = client.get("/sandbox").text
@@ -195,7 +171,7 @@ def test_editor_preview_then_run_and_refusals(client, db, settings, tmp_path, ac
     assert 'lang="en"' in r.text
 
     # A stranger does not see the grant or its editor.
-    login(client, actors["stranger"])
+    console_login(client, actors["stranger"], "/sandbox")
     assert client.get(url).status_code == 404
     assert f'data-grant="{grant_id}"' not in client.get("/sandbox").text
 
@@ -216,7 +192,7 @@ def test_history_visibility_and_review(client, db, settings, tmp_path, actors) -
     )
 
     # The review grantee runs a query: it is held, and says so.
-    csrf = login(client, reviewed)
+    csrf = console_login(client, reviewed, "/sandbox")
     r = client.post(f"/sandbox/grants/{held_grant}",
                     data={"csrf_token": csrf, "sql": AGGREGATE, "action": "run"})  # fmt: skip
     assert 'data-decision="allowed" data-state="held"' in r.text
@@ -230,7 +206,7 @@ def test_history_visibility_and_review(client, db, settings, tmp_path, actors) -
     assert 'data-testid="sandbox-result"' not in detail
 
     # The first grantee runs one allowed and one refused query.
-    csrf = login(client, actors["grantee"])
+    csrf = console_login(client, actors["grantee"], "/sandbox")
     url = f"/sandbox/grants/{world.grant_id}"
     client.post(url, data={"csrf_token": csrf, "sql": AGGREGATE, "action": "run"})
     client.post(url, data={"csrf_token": csrf, "sql": "SELECT name FROM households",
@@ -243,7 +219,7 @@ def test_history_visibility_and_review(client, db, settings, tmp_path, actors) -
 
     # The holder sees every query over its data — text, decision, ε, result hash — and the
     # review form on the held one only.
-    csrf = login(client, actors["holder"])
+    csrf = console_login(client, actors["holder"], "/sandbox")
     history = client.get("/sandbox/queries").text
     states = re.findall(r'data-testid="sandbox-query-row" data-state="(\w+)" data-role="(\w+)"',
                         history)  # fmt: skip
@@ -262,7 +238,7 @@ def test_history_visibility_and_review(client, db, settings, tmp_path, actors) -
     )
 
     # The holder's staff read the held query but cannot release it; a post is refused.
-    csrf = login(client, staff_of(db, actors["holder"], "grid.staff"))
+    csrf = console_login(client, staff_of(db, actors["holder"], "grid.staff"), "/sandbox")
     detail = client.get(f"/sandbox/queries/{held_id}").text
     assert 'data-state="held"' in detail and 'data-testid="sandbox-review-form"' not in detail
     r = client.post(f"/sandbox/queries/{held_id}/review",
@@ -270,22 +246,22 @@ def test_history_visibility_and_review(client, db, settings, tmp_path, actors) -
     assert r.status_code == 403
 
     # A regulator sees all, reviews none; a stranger sees nothing.
-    login(client, actors["regulator"])
+    console_login(client, actors["regulator"], "/sandbox")
     history = client.get("/sandbox/queries").text
     assert len(re.findall(r'data-testid="sandbox-query-row"', history)) == 3
     assert 'data-testid="sandbox-review-form"' not in client.get(f"/sandbox/queries/{held_id}").text
-    login(client, actors["stranger"])
+    console_login(client, actors["stranger"], "/sandbox")
     assert 'data-testid="sandbox-query-row"' not in client.get("/sandbox/queries").text
     assert client.get(f"/sandbox/queries/{held_id}").status_code == 404
 
     # The holder's administrator releases the held result with a note; the grantee sees it.
-    csrf = login(client, actors["holder"])
+    csrf = console_login(client, actors["holder"], "/sandbox")
     r = client.post(f"/sandbox/queries/{held_id}/review",
                     data={"csrf_token": csrf, "decision": "release", "note": "同意发布"},
                     follow_redirects=True)  # fmt: skip
     assert 'data-state="released"' in r.text and "同意发布" in r.text
     assert 'data-testid="sandbox-review-form"' not in r.text
-    login(client, reviewed)
+    console_login(client, reviewed, "/sandbox")
     detail = client.get(f"/sandbox/queries/{held_id}").text
     assert 'data-testid="sandbox-result"' in detail and "同意发布" in detail
 
@@ -295,7 +271,7 @@ def test_profile_page(client, db, settings, tmp_path, actors) -> None:  # type: 
         db, settings, tmp_path, actors["holder"], actors["grantee"], actors["registrar"]
     )
     url = f"/sandbox/profiles/{world.asset_id}"
-    csrf = login(client, actors["holder"])
+    csrf = console_login(client, actors["holder"], "/sandbox")
     assert f'href="{url}"' in client.get("/sandbox").text
     page = client.get(url).text
     names = re.findall(r'data-testid="sandbox-profile-column" data-column="(\w+)"', page)
@@ -321,7 +297,7 @@ def test_profile_page(client, db, settings, tmp_path, actors) -> None:  # type: 
     assert 'value="power"' in r.text and 'value="800"' in r.text
 
     # The grantee reads the new profile in its grants (the identifier now forbidden).
-    login(client, actors["grantee"])
+    console_login(client, actors["grantee"], "/sandbox")
     page = client.get("/sandbox").text
     assert 'data-table="power"' in page
     assert 'data-column="name" data-role="forbidden"' in page
@@ -330,5 +306,5 @@ def test_profile_page(client, db, settings, tmp_path, actors) -> None:  # type: 
     assert client.post(
         url, data={**form, "csrf_token": csrf_of(client.get(url).text)}
     ).status_code in (403, 404)
-    login(client, actors["stranger"])
+    console_login(client, actors["stranger"], "/sandbox")
     assert client.get(url).status_code == 404

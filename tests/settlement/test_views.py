@@ -8,40 +8,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from factories import PASSWORD, make_actor
+from factories import console_login, make_actor
 
 from datafactor.identity import PartyKind
 from datafactor.settlement import services
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
 
 
 def form_key(html: str, form: str) -> str:
     match = re.search(rf'name="idempotency_key" value="([^"]+)" data-testid="{form}-key"', html)
     assert match, f"no idempotency key in the {form} form"
     return match.group(1)
-
-
-def login(client, actor, lang: str = "zh_CN") -> str:  # type: ignore[no-untyped-def]
-    client.cookies.clear()
-    client.cookies.set("df_lang", lang)
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/settlement",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return csrf_of(client.get("/settlement").text)
 
 
 def balance(html: str, which: str) -> str:
@@ -51,7 +27,7 @@ def balance(html: str, which: str) -> str:
 
 
 def test_the_accounts_page_shows_zero_balances_and_the_nav_link(client, enterprise):
-    login(client, enterprise)
+    console_login(client, enterprise, "/settlement")
     page = client.get("/settlement")
     assert page.status_code == 200
     assert balance(page.text, "available") == "¥0.00"
@@ -61,7 +37,7 @@ def test_the_accounts_page_shows_zero_balances_and_the_nav_link(client, enterpri
 
 
 def test_a_deposit_form_posted_twice_pays_once(client, db, enterprise, principal_of):
-    csrf = login(client, enterprise, "en")
+    csrf = console_login(client, enterprise, "/settlement", "en")
     page = client.get("/settlement").text
     data = {
         "csrf_token": csrf,
@@ -93,7 +69,7 @@ def test_a_deposit_form_posted_twice_pays_once(client, db, enterprise, principal
     ],
 )
 def test_bad_amounts_are_explained_and_nothing_is_posted(client, enterprise, amount, english):
-    csrf = login(client, enterprise, "en")
+    csrf = console_login(client, enterprise, "/settlement", "en")
     page = client.get("/settlement").text
     r = client.post(
         "/settlement/deposits",
@@ -107,7 +83,7 @@ def test_bad_amounts_are_explained_and_nothing_is_posted(client, enterprise, amo
 
 def test_a_withdrawal_beyond_the_balance_is_refused_in_chinese(client, enterprise, fund):
     fund(50_000, enterprise.party_id)
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/settlement")
     page = client.get("/settlement").text
     r = client.post(
         "/settlement/withdrawals",
@@ -126,7 +102,7 @@ def test_a_withdrawal_beyond_the_balance_is_refused_in_chinese(client, enterpris
 
 
 def test_a_form_without_csrf_is_refused(client, enterprise):
-    login(client, enterprise)
+    console_login(client, enterprise, "/settlement")
     r = client.post("/settlement/deposits", data={"idempotency_key": "k", "amount": "10"})
     assert r.status_code == 403
 
@@ -134,7 +110,7 @@ def test_a_form_without_csrf_is_refused(client, enterprise):
 def test_staff_see_balances_but_get_no_forms(client, db, fund):
     staff = make_actor(db, roles=("staff",))
     fund(700, staff.party_id)
-    login(client, staff)
+    console_login(client, staff, "/settlement")
     page = client.get("/settlement").text
     assert balance(page, "available") == "¥7.00"
     assert 'data-testid="deposit-form"' not in page
@@ -143,7 +119,7 @@ def test_staff_see_balances_but_get_no_forms(client, db, fund):
 def test_the_statement_page_filters_and_downloads(client, db, enterprise, fund):
     fund(10_000, enterprise.party_id, key="a")
     fund(2_550, enterprise.party_id, key="b")
-    login(client, enterprise, "en")
+    console_login(client, enterprise, "/settlement", "en")
     page = client.get("/settlement").text
     link = re.search(r'href="(/settlement/accounts/[^"]+)" data-testid="available-statement"', page)
     assert link
@@ -160,13 +136,13 @@ def test_the_statement_page_filters_and_downloads(client, db, enterprise, fund):
     assert csv_text.startswith("\ufeffseq,posted_at_cst")
     assert csv_text.strip().splitlines()[-1].endswith(",12550,125.50")
     rival = make_actor(db)
-    login(client, rival)
+    console_login(client, rival, "/settlement")
     assert client.get(link.group(1)).status_code == 404
     assert client.get(link.group(1) + "/statement.csv").status_code == 404
 
 
 def test_the_journal_page_shows_its_lines(client, enterprise):
-    csrf = login(client, enterprise, "en")
+    csrf = console_login(client, enterprise, "/settlement", "en")
     page = client.get("/settlement").text
     r = client.post(
         "/settlement/deposits",
@@ -182,7 +158,7 @@ def test_the_journal_page_shows_its_lines(client, enterprise):
 
 def test_the_books_page_for_exchange_staff_reconciles(client, db, operator, fund):
     fund(99_900)
-    csrf = login(client, operator, "en")
+    csrf = console_login(client, operator, "/settlement", "en")
     books = client.get("/settlement/books")
     assert books.status_code == 200
     assert re.search(r'data-testid="book-sum">¥0.00<', books.text)
@@ -194,13 +170,13 @@ def test_the_books_page_for_exchange_staff_reconciles(client, db, operator, fund
 
 
 def test_the_books_page_is_closed_to_a_party(client, enterprise):
-    login(client, enterprise)
+    console_login(client, enterprise, "/settlement")
     assert client.get("/settlement/books").status_code == 403
 
 
 def test_a_regulator_reads_the_books_but_cannot_reconcile(client, db):
     regulator = make_actor(db, PartyKind.REGULATOR, roles=("auditor",))
-    csrf = login(client, regulator, "en")
+    csrf = console_login(client, regulator, "/settlement", "en")
     page = client.get("/settlement/books")
     assert page.status_code == 200
     assert 'data-testid="reconcile-form"' not in page.text

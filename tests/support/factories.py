@@ -100,11 +100,15 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def console_login(client: TestClient, actor: Actor, landing: str, lang: str = "zh_CN") -> str:
+def console_login(
+    client: TestClient, actor: Actor, landing: str, lang: str | None = "zh_CN"
+) -> str:
     """Log ``actor`` in to the console (its language cookie ``lang``) and open ``landing``: the
-    CSRF token of that page's forms."""
+    CSRF token of that page's forms. With ``lang=None`` no language cookie is set, so the pages
+    follow each request's Accept-Language (the cookie would win over it)."""
     client.cookies.clear()
-    client.cookies.set("df_lang", lang)
+    if lang is not None:
+        client.cookies.set("df_lang", lang)
     page = client.get("/login")
     r = client.post(
         "/login",

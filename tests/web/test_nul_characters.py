@@ -16,43 +16,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from factories import PASSWORD, Actor, bearer, make_actor
+from factories import bearer, console_login, make_actor
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
 from datafactor.identity import PartyKind
 from datafactor.web import problems
-from datafactor.web.deps import LANG_COOKIE, _declared_query_names
+from datafactor.web.deps import _declared_query_names
 from datafactor.web.i18n import translations
 
 PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 # Routes that end the session the sweep's console requests ride on.
 SESSION_ENDERS = ("/logout",)
-
-
-def _csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def _login(client: TestClient, actor: Actor, lang: str) -> str:
-    """Log ``actor`` into the console in ``lang``; the session's CSRF token."""
-    client.cookies.clear()
-    client.cookies.set(LANG_COOKIE, lang)
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": _csrf_of(page.text),
-            "next": "/",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return _csrf_of(client.get("/").text)
 
 
 def _english(message: str, **params: Any) -> str:
@@ -98,7 +73,7 @@ def _url(path: str, nul_in: str | None) -> str:
 def test_every_route_refuses_a_nul_in_a_path_or_query_parameter(client, db, app) -> None:
     operator = make_actor(db, PartyKind.EXCHANGE_OPERATOR)
     api_headers = {**bearer(client, operator), "Idempotency-Key": "nul-sweep"}
-    _login(client, operator, "en")
+    console_login(client, operator, "/", "en")
     routes = _routes(app)
     paths = {path for _, path, _, _ in routes}
     # The walk sees real routes, API and console, with and without parameters.
@@ -199,7 +174,7 @@ def test_a_nul_that_reaches_postgresql_is_a_400_and_nothing_is_written(client, d
         headers=headers,
         json={"name": "港口吞吐量\u0000", "domain": "public_administration"},
     )
-    csrf = _login(client, owner, "en")
+    csrf = console_login(client, owner, "/", "en")
     form = client.post(
         "/datasets", data={"csrf_token": csrf, "name": "仓储\x00数据"}, follow_redirects=False
     )
@@ -222,7 +197,7 @@ def test_the_refusal_speaks_the_person_s_language(client, db) -> None:
         expected = translations(lang).gettext(problems.MSG_NUL_QUERY).format(name="q")
         assert r.json()["detail"] == expected
         assert r.json()["field"] == "q"
-    _login(client, owner, "zh_CN")
+    console_login(client, owner, "/")
     r = client.get("/exchange/auctions/x%00y")
     assert r.status_code == 404 and '<html lang="zh-CN"' in r.text
     assert translations("zh_CN").gettext(problems.MSG_NUL_PATH) in r.text

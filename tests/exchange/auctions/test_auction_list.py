@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from auctions_support import NOW, TradeWorld
-from factories import PASSWORD, Actor, bearer
+from factories import Actor, bearer, console_login
 from sqlalchemy import event
 
 from datafactor.db import Database
@@ -238,19 +238,6 @@ def test_the_api_pages_and_filters_the_auctions(client, db, world) -> None:
     assert r.status_code == 422 and r.json()["field"] == "state"
 
 
-def _login(client: Any, actor: Actor) -> None:
-    client.cookies.clear()
-    page = client.get("/login")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert csrf
-    r = client.post(
-        "/login",
-        data={"username": actor.username, "password": PASSWORD, "csrf_token": csrf.group(1)},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-
-
 def test_the_page_lists_the_filtered_auctions(client, db, world, bid: Callable[..., Any]) -> None:
     now = datetime.now(UTC)
     seller = world.p(world.seller)
@@ -270,7 +257,7 @@ def test_the_page_lists_the_filtered_auctions(client, db, world, bid: Callable[.
             )
     buyer = world.buyer()
     bid(world.p(buyer), made[0].id, 10_000, now=now + timedelta(seconds=5))
-    _login(client, buyer)
+    console_login(client, buyer, "/exchange/auctions")
 
     def shown(query: str) -> list[str]:
         r = client.get(f"/exchange/auctions{query}")

@@ -14,13 +14,9 @@ from datafactor.db import CHINA
 from datafactor.exchange.models import ExchangeAuction, ExchangeBid
 
 
-def login(client, actor) -> str:  # type: ignore[no-untyped-def]
-    return console_login(client, actor, "/exchange/auctions", "zh_CN")
-
-
 def test_the_live_auction_page(client, db, world, bid):
     listing_id = world.listing(price_fen=10_000, quantity=2)
-    csrf = login(client, world.seller)
+    csrf = console_login(client, world.seller, "/exchange/auctions")
     form = client.get(f"/exchange/auctions/new?listing={listing_id}")
     assert form.status_code == 200 and 'data-testid="auction-form"' in form.text
     ends = (datetime.now(CHINA) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")  # China time
@@ -50,7 +46,7 @@ def test_the_live_auction_page(client, db, world, bid):
     rival = world.buyer()
     bid(world.p(rival), auction.id, 10_000, now=datetime.now(UTC))
     bidder = world.buyer()
-    csrf = login(client, bidder)
+    csrf = console_login(client, bidder, "/exchange/auctions")
     page = client.get(url).text
     assert 'data-testid="bid-form"' in page and 'hx-trigger="every 2s"' in page
     assert 'data-bidder-no="1" data-mine="no"' in page  # the rival, anonymous
@@ -81,7 +77,7 @@ def test_the_live_auction_page(client, db, world, bid):
     with db.write() as s:
         row = s.get(ExchangeAuction, auction.id)
         row.ends_at = datetime.now(UTC) - timedelta(seconds=1)
-    login(client, world.operator)
+    console_login(client, world.operator, "/exchange/auctions")
     assert 'data-testid="close-form"' in client.get(url).text
     csrf = csrf_of(client.get(url).text)
     r = client.post(f"{url}/close", data={"csrf_token": csrf}, follow_redirects=False)
@@ -106,8 +102,8 @@ def test_a_private_listing_s_auction_is_not_found_by_others(client, db, world, c
         now=datetime.now(UTC),
         ends_at=datetime.now(UTC) + timedelta(hours=1),
     )
-    login(client, world.buyer())
+    console_login(client, world.buyer(), "/exchange/auctions")
     assert client.get(f"/exchange/auctions/{a.id}").status_code == 404
     assert client.get(f"/exchange/auctions/{a.id}/live").status_code == 404
-    login(client, invited)
+    console_login(client, invited, "/exchange/auctions")
     assert client.get(f"/exchange/auctions/{a.id}").status_code == 200

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 from contracts_support import NOW, deliver, hold, load, sign_all
-from factories import PASSWORD
+from factories import console_login
 from listing_support import staff_of
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -192,29 +192,12 @@ def test_the_settlement_step_reads_in_the_readers_words(client, world, open_for)
     deliver(world, contract_id, now=now)
     with world.db.write() as s:
         contracts.confirm_delivery(s, world.p(world.buyer), contract_id, now=now)
-    login(client, world.buyer)
+    console_login(client, world.buyer, "/exchange/contracts")
     page = client.get(f"/exchange/contracts/{contract_id}")
     assert page.status_code == 200
     assert 'data-action="settle"' in page.text
     assert "<td>settle</td>" not in page.text  # the step has its label
     assert "paid, 0.00 released" not in page.text  # not the settlement's English note
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor) -> None:  # type: ignore[no-untyped-def]
-    client.cookies.clear()
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={"username": actor.username, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
 
 
 def test_ending_a_mall_orders_contract_takes_the_audit_head_last(world):

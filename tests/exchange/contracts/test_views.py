@@ -8,34 +8,16 @@ from __future__ import annotations
 import re
 
 from contracts_support import deliver, engine_policy, sign_all
-from factories import PASSWORD
+from factories import console_login
 
 from datafactor.db import utcnow
 from datafactor.exchange import contracts
 from datafactor.exchange.models import ExchangeListing
 
 
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor) -> str:  # type: ignore[no-untyped-def]
-    client.cookies.clear()
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={"username": actor.username, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return csrf_of(client.get("/exchange/contracts").text)
-
-
 def test_my_contracts_page_lists_and_filters(client, world, open_for):
     contract_id = open_for(now=utcnow())
-    login(client, world.buyer)
+    console_login(client, world.buyer, "/exchange/contracts")
     page = client.get("/exchange/contracts")
     assert page.status_code == 200
     assert f'data-contract="{contract_id}"' in page.text
@@ -47,7 +29,7 @@ def test_my_contracts_page_lists_and_filters(client, world, open_for):
         f'data-contract="{contract_id}"' not in client.get("/exchange/contracts?role=seller").text
     )
     assert 'data-testid="contracts-disputes"' not in page.text
-    login(client, world.outsider)
+    console_login(client, world.outsider, "/exchange/contracts")
     assert f'data-contract="{contract_id}"' not in client.get("/exchange/contracts").text
     assert client.get(f"/exchange/contracts/{contract_id}").status_code == 404
     assert client.get(f"/exchange/contracts/{contract_id}/pdf").status_code == 404
@@ -57,7 +39,7 @@ def test_signing_on_the_page_needs_the_box_ticked(client, world, open_for):
     with world.db.read() as s:
         asset_id = s.get(ExchangeListing, world.listing_id).asset_id
     contract_id = open_for(now=utcnow(), policy=engine_policy(asset_id))
-    csrf = login(client, world.buyer)
+    csrf = console_login(client, world.buyer, "/exchange/contracts")
     page = client.get(f"/exchange/contracts/{contract_id}")
     assert page.status_code == 200
     for testid in ("contract-sign", "contract-document", "contract-terminate", "contract-pdf"):
@@ -81,7 +63,7 @@ def test_signing_on_the_page_needs_the_box_ticked(client, world, open_for):
 
 def test_the_pdf_downloads_from_the_page(client, world, open_for):
     contract_id = open_for(now=utcnow())
-    login(client, world.seller)
+    console_login(client, world.seller, "/exchange/contracts")
     r = client.get(f"/exchange/contracts/{contract_id}/pdf")
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/pdf" and r.content.startswith(b"%PDF")
@@ -92,7 +74,7 @@ def test_dispute_and_decision_through_the_pages(client, world, open_for):
     contract_id = open_for(now=now)
     sign_all(world, contract_id, now=now)
     deliver(world, contract_id, now=now)
-    csrf = login(client, world.buyer)
+    csrf = console_login(client, world.buyer, "/exchange/contracts")
     page = client.get(f"/exchange/contracts/{contract_id}").text
     assert 'data-testid="contract-confirm"' in page and 'data-testid="contract-dispute"' in page
     empty = client.post(
@@ -106,7 +88,7 @@ def test_dispute_and_decision_through_the_pages(client, world, open_for):
     )
     assert r.status_code == 303
 
-    csrf = login(client, world.operator)
+    csrf = console_login(client, world.operator, "/exchange/contracts")
     queue = client.get("/exchange/contracts/disputes")
     assert queue.status_code == 200
     assert f'data-contract="{contract_id}"' in queue.text and "缺少园区B的数据" in queue.text
@@ -126,5 +108,5 @@ def test_dispute_and_decision_through_the_pages(client, world, open_for):
     with world.db.read() as s:
         row = contracts.get_contract(s, world.p(world.operator), contract_id)
         assert row.state == "completed"
-    login(client, world.buyer)
+    console_login(client, world.buyer, "/exchange/contracts")
     assert client.get("/exchange/contracts/disputes").status_code == 403

@@ -8,28 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from factories import PASSWORD
+from factories import console_login
 
 from datafactor.exchange.models import ExchangeContract, ExchangeDelivery
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor, lang: str = "zh_CN") -> str:
-    client.cookies.clear()
-    client.cookies.set("df_lang", lang)
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={"username": actor.username, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return csrf_of(client.get("/exchange/deliveries").text)
 
 
 @pytest.fixture
@@ -38,7 +19,7 @@ def buyer(world):
 
 
 def test_the_contract_page_loads_the_delivery_panel(client, world, buyer):
-    login(client, buyer)
+    console_login(client, buyer, "/exchange/deliveries")
     contract_id = world.contract_of(buyer)
     page = client.get(f"/exchange/contracts/{contract_id}")
     assert page.status_code == 200
@@ -52,7 +33,7 @@ def test_the_contract_page_loads_the_delivery_panel(client, world, buyer):
 
 
 def test_the_buyer_takes_a_link_that_works_in_the_same_browser(client, world, buyer):
-    csrf = login(client, buyer)
+    csrf = console_login(client, buyer, "/exchange/deliveries")
     contract_id = world.contract_of(buyer)
     r = client.post(
         f"/exchange/deliveries/contracts/{contract_id}/tokens",
@@ -72,7 +53,7 @@ def test_the_buyer_takes_a_link_that_works_in_the_same_browser(client, world, bu
 
 
 def test_an_api_token_is_shown_once_with_a_curl_example_and_can_be_revoked(client, world, buyer):
-    csrf = login(client, buyer)
+    csrf = console_login(client, buyer, "/exchange/deliveries")
     contract_id = world.contract_of(buyer)
     r = client.post(
         f"/exchange/deliveries/contracts/{contract_id}/tokens",
@@ -96,7 +77,7 @@ def test_an_api_token_is_shown_once_with_a_curl_example_and_can_be_revoked(clien
 
 
 def test_a_refusal_is_shown_in_the_panel(client, world, buyer):
-    csrf = login(client, buyer)
+    csrf = console_login(client, buyer, "/exchange/deliveries")
     contract_id = world.contract_of(buyer)
     r = client.post(
         f"/exchange/deliveries/contracts/{contract_id}/tokens",
@@ -110,7 +91,7 @@ def test_a_refusal_is_shown_in_the_panel(client, world, buyer):
 
 
 def test_the_seller_sees_the_log_but_no_forms_and_no_marks(client, world, buyer):
-    csrf = login(client, buyer)
+    csrf = console_login(client, buyer, "/exchange/deliveries")
     contract_id = world.contract_of(buyer)
     r = client.post(
         f"/exchange/deliveries/contracts/{contract_id}/tokens",
@@ -118,7 +99,7 @@ def test_the_seller_sees_the_log_but_no_forms_and_no_marks(client, world, buyer)
     )
     link = re.search(r'href="([^"]+)" role="button" data-testid="delivery-download-link"', r.text)
     client.get(link.group(1))
-    login(client, world.seller)
+    console_login(client, world.seller, "/exchange/deliveries")
     panel = client.get(f"/exchange/deliveries/contracts/{contract_id}").text
     assert 'data-decision="allowed"' in panel
     assert "delivery-take-download" not in panel and 'data-testid="delivery-mark"' not in panel
@@ -127,7 +108,7 @@ def test_the_seller_sees_the_log_but_no_forms_and_no_marks(client, world, buyer)
 
 
 def test_another_party_cannot_open_the_panel(client, world, buyer):
-    login(client, world.buyers[1])
+    console_login(client, world.buyers[1], "/exchange/deliveries")
     r = client.get(f"/exchange/deliveries/contracts/{world.contract_of(buyer)}")
     assert r.status_code == 404
 
@@ -136,14 +117,14 @@ def test_an_ended_contract_shows_no_forms(client, world, buyer):
     contract_id = world.contract_of(buyer)
     with world.db.write() as s:
         s.get(ExchangeContract, contract_id).state = "completed"
-    login(client, buyer)
+    console_login(client, buyer, "/exchange/deliveries")
     panel = client.get(f"/exchange/deliveries/contracts/{contract_id}").text
     assert 'data-testid="delivery-closed"' in panel
     assert "delivery-take-download" not in panel
 
 
 def test_the_log_filters_by_decision(client, world, buyer):
-    login(client, buyer, lang="en")
+    console_login(client, buyer, "/exchange/deliveries", "en")
     page = client.get("/exchange/deliveries?decision=refused&channel=api")
     assert page.status_code == 200
     assert 'data-testid="deliveries-empty"' in page.text

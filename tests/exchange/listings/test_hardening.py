@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from exchange_support import published_listing
-from factories import PASSWORD, bearer, make_actor
+from factories import bearer, console_login, csrf_of, make_actor
 from listing_support import OPINION, all_pass, drive
 from registry_support import principal
 from sqlalchemy import event, select, text, update
@@ -29,29 +29,6 @@ from datafactor.exchange.keys import verify_record
 from datafactor.exchange.models import ExchangeListing
 from datafactor.identity import PartyKind, ServiceRole
 from datafactor.registry.models import RegistryRight
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor) -> None:  # type: ignore[no-untyped-def]
-    client.cookies.clear()
-    client.cookies.set("df_lang", "en")
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/exchange",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
 
 
 def share_to(party_id: str, bp: int = 1500) -> dict[str, object]:
@@ -86,7 +63,7 @@ def test_only_the_firm_that_assessed_a_listing_sees_its_review_and_sharing(
     assert detail.json()["revenue_sharing"] == []
     assert client.get(f"/api/v1/listings/{listing_id}/reviews", headers=h).json() == []
     assert client.get(f"/api/v1/listings/{listing_id}/events", headers=h).json() == []
-    login(client, rival)
+    console_login(client, rival, "/exchange", "en")
     page = client.get(f"/exchange/listings/{listing_id}")
     assert page.status_code == 200 and 'data-testid="listing-sharing"' not in page.text
     assert client.get(f"/exchange/review/{listing_id}").status_code == 404
@@ -102,7 +79,7 @@ def test_only_the_firm_that_assessed_a_listing_sees_its_review_and_sharing(
 def test_the_edit_form_of_a_listing_is_its_preparers_only(client, world, publish, db):
     listing_id = publish(revenue_sharing=(share_to(world.broker.party_id),))
     stranger = make_actor(db)
-    login(client, stranger)
+    console_login(client, stranger, "/exchange", "en")
     page = client.get(f"/exchange/sell/{listing_id}/edit")
     assert page.status_code == 403
     assert world.broker.party_id not in page.text
@@ -131,7 +108,7 @@ def test_an_assessor_paid_from_a_listing_cannot_assess_it(client, world, create)
             now=utcnow(),
         )
     assert caught.value.rule == "EXC-LST-ASSESSMENT"
-    login(client, world.assessor)
+    console_login(client, world.assessor, "/exchange", "en")
     assert client.get(f"/exchange/review/{listing_id}").status_code == 404
 
 
@@ -266,7 +243,7 @@ def test_the_declaration_signs_the_revenue_sharing_a_broker_wrote(client, world,
     )
     assert r.status_code == 200, r.text
     # The seller's administrator sees it where it signs, and the signature covers it.
-    login(client, world.seller)
+    console_login(client, world.seller, "/exchange", "en")
     page = client.get(f"/exchange/sell/{listing_id}/submit")
     assert page.status_code == 200
     sharing = re.search(r'data-testid="submit-sharing">(.*?)</td>', page.text, re.S)
@@ -341,7 +318,7 @@ def test_absurd_filters_answer_an_empty_page_not_an_error(client, world, publish
 def test_the_mall_paging_link_keeps_a_query_with_reserved_characters(client, world, db):
     for _ in range(13):
         published_listing(db, world.product, world.seller)
-    login(client, world.buyer)
+    console_login(client, world.buyer, "/exchange", "en")
     page = client.get("/exchange", params={"q": "用电 #1&", "industry": "energy"})
     assert page.status_code == 200
     link = re.search(r'href="([^"]+)" data-testid="mall-next"', page.text)
@@ -424,7 +401,7 @@ def test_two_changes_of_one_draft_at_once_keep_both(client, world, create, db):
     ],
 )
 def test_the_listing_form_refuses_odd_numbers_with_the_field_marked(client, world, field, value):
-    login(client, world.seller)
+    console_login(client, world.seller, "/exchange", "en")
     token = csrf_of(client.get("/exchange/sell/new").text)
     form = {
         "csrf_token": token,

@@ -3,35 +3,9 @@ page, the seller's form and submission with the declaration, the review queues a
 
 from __future__ import annotations
 
-import re
-
-from factories import PASSWORD
+from factories import console_login
 
 from datafactor.exchange import listings
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor, lang: str = "en") -> str:  # type: ignore[no-untyped-def]
-    client.cookies.clear()
-    client.cookies.set("df_lang", lang)
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/exchange",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return csrf_of(client.get("/exchange/sell").text if actor else "")
 
 
 def test_the_mall_finds_a_listing_by_chinese_words_and_opens_it(client, world, publish):
@@ -46,7 +20,7 @@ def test_the_mall_finds_a_listing_by_chinese_words_and_opens_it(client, world, p
     assert "8 of 8 licences left" in page.text
     assert "¥1,200.00" in page.text
     # Verified parties see listings for verified parties too.
-    login(client, world.buyer)
+    console_login(client, world.buyer, "/exchange/sell", "en")
     page = client.get("/exchange")
     assert page.text.count('data-testid="listing-card"') == 2
     page = client.get("/exchange", params={"industry": "transport"})
@@ -60,12 +34,12 @@ def test_the_mall_finds_a_listing_by_chinese_words_and_opens_it(client, world, p
 
 
 def test_the_nav_has_the_exchange(client, world):
-    login(client, world.buyer)
+    console_login(client, world.buyer, "/exchange/sell", "en")
     assert 'data-testid="nav-exchange"' in client.get("/exchange").text
 
 
 def test_a_seller_drafts_and_submits_through_the_forms(client, world):
-    csrf = login(client, world.seller)
+    csrf = console_login(client, world.seller, "/exchange/sell", "en")
     form = client.get("/exchange/sell/new")
     assert form.status_code == 200 and world.product.certificate in form.text
     data = {
@@ -112,7 +86,7 @@ def test_the_assessor_and_the_operator_work_their_queues(client, world, create):
 
     listing_id = create(placement="zone", zone="energy")
     drive(world, listing_id, until="submitted")
-    csrf = login(client, world.assessor)
+    csrf = console_login(client, world.assessor, "/exchange/sell", "en")
     queue = client.get("/exchange/review")
     assert 'data-testid="queue-assess"' in queue.text and listing_id in queue.text
     data = {"csrf_token": csrf, "opinion": "同意挂牌", "confirm": "yes"}
@@ -125,9 +99,9 @@ def test_the_assessor_and_the_operator_work_their_queues(client, world, create):
     r = client.post(f"/exchange/review/{listing_id}/assess", data=data, follow_redirects=False)
     assert r.status_code == 303
     # The seller is not a reviewer.
-    login(client, world.seller)
+    console_login(client, world.seller, "/exchange/sell", "en")
     assert client.get("/exchange/review").status_code == 403
-    csrf = login(client, world.operator)
+    csrf = console_login(client, world.operator, "/exchange/sell", "en")
     page = client.get(f"/exchange/review/{listing_id}")
     assert 'data-state="assessed"' in page.text and 'data-testid="decision-form"' in page.text
     r = client.post(

@@ -89,17 +89,13 @@ def test_the_api_refuses_an_acceptance_without_seq_with_a_400_problem(client, db
     assert r.status_code == 200 and r.json()["status"] == "agreed", r.text
 
 
-def login(client, actor) -> str:  # type: ignore[no-untyped-def]
-    return console_login(client, actor, "/exchange/negotiations", "en")
-
-
 def test_the_accept_form_carries_the_offer_it_displayed(client, db, world, opened, offer):
     listing_id = world.listing(price_fen=10_000)
     buyer = world.buyer(FUNDS)
     n = opened(world.p(buyer), listing_id, price_fen=8_000)
     offer(world.p(world.seller), n.id, price_fen=9_000)
     url = f"/exchange/negotiations/{n.id}"
-    csrf = login(client, buyer)
+    csrf = console_login(client, buyer, "/exchange/negotiations", "en")
     page = client.get(url).text
     form = page[page.index('data-testid="accept-form"') :]
     form = form[: form.index("</form>")]

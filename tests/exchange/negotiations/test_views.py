@@ -10,15 +10,11 @@ from factories import console_login
 from datafactor.exchange.models import ExchangeNegotiation
 
 
-def login(client, actor) -> str:  # type: ignore[no-untyped-def]
-    return console_login(client, actor, "/exchange/negotiations", "zh_CN")
-
-
 def test_a_negotiation_in_the_console(client, db, world):
     listing_id = world.listing(price_fen=10_000)
     buyer = world.buyer(1_000_000)
 
-    csrf = login(client, buyer)
+    csrf = console_login(client, buyer, "/exchange/negotiations")
     page = client.get(f"/exchange/negotiations/new?listing={listing_id}")
     assert page.status_code == 200 and 'data-testid="negotiation-form"' in page.text
     r = client.post(
@@ -46,7 +42,7 @@ def test_a_negotiation_in_the_console(client, db, world):
     assert 'data-testid="offer-form"' not in thread  # the seller's turn
     assert 'data-testid="withdraw-form"' in thread
 
-    csrf = login(client, world.seller)
+    csrf = console_login(client, world.seller, "/exchange/negotiations")
     thread = client.get(url).text
     assert 'data-testid="accept-form"' in thread and 'data-testid="offer-form"' in thread
     r = client.post(
@@ -57,7 +53,7 @@ def test_a_negotiation_in_the_console(client, db, world):
     assert r.status_code == 303, r.text
     assert "¥190.00" in client.get(url).text
 
-    csrf = login(client, buyer)
+    csrf = console_login(client, buyer, "/exchange/negotiations")
     r = client.post(f"{url}/accept", data={"csrf_token": csrf, "seq": "2"}, follow_redirects=False)
     assert r.status_code == 422  # the confirmation box was not ticked
     r = client.post(
@@ -75,5 +71,5 @@ def test_a_negotiation_in_the_console(client, db, world):
     listed = client.get("/exchange/negotiations").text
     assert row.number in listed
 
-    login(client, world.buyer())
+    console_login(client, world.buyer(), "/exchange/negotiations")
     assert client.get(url).status_code == 404

@@ -6,28 +6,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from factories import make_actor
 from orders_support import balances, fund
-from typer.testing import CliRunner
-
-from datafactor.cli import app as cli
-from datafactor.settings import get_settings
-
-
-@pytest.fixture
-def run(db_url, monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("DATAFACTOR_DATABASE_URL", db_url)
-    monkeypatch.setenv("DATAFACTOR_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("COLUMNS", "250")
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str):  # type: ignore[no-untyped-def]
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    yield invoke
-    get_settings.cache_clear()
 
 
 def test_order_list_and_cancel_from_the_command_line(run, market):

@@ -8,17 +8,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from factories import PASSWORD, make_actor
+from factories import console_login, csrf_of, make_actor
 from orders_support import balances, fund
 from sqlalchemy import func, select
 
 from datafactor.exchange.models import ExchangeOrder
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
 
 
 def text_of(html: str, name: str) -> str:
@@ -27,24 +21,12 @@ def text_of(html: str, name: str) -> str:
     return match.group(1).strip()
 
 
-def login(client, actor) -> None:  # type: ignore[no-untyped-def]
-    client.cookies.clear()
-    client.cookies.set("df_lang", "zh_CN")
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={"username": actor.username, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-
-
 @pytest.fixture
 def shop(client, market):  # type: ignore[no-untyped-def]
     listing_id = market.listing(price_fen=123_456, quantity=3)
     buyer = make_actor(market.db)
     fund(market.db, buyer.party_id, 1_000_000)
-    login(client, buyer)
+    console_login(client, buyer, "/exchange")
     return listing_id, buyer
 
 
@@ -111,7 +93,7 @@ def test_the_terms_must_be_read_and_refusals_are_shown(client, market, shop):
 
 def test_the_seller_cannot_check_out_its_own_listing(client, market):
     listing_id = market.listing(price_fen=100)
-    login(client, market.seller)
+    console_login(client, market.seller, "/exchange")
     r = client.get(f"/exchange/listings/{listing_id}/checkout")
     assert r.status_code == 403 and "EXC-LST-BUYER" in r.text
 
@@ -141,13 +123,13 @@ def test_my_orders_as_buyer_and_seller_and_cancelling(client, market, shop):
     assert 'data-status="cancelled"' in client.get(order_url).text
     assert balances(market.db, buyer.party_id) == (1_000_000, 0)
 
-    login(client, market.seller)
+    console_login(client, market.seller, "/exchange")
     sold = client.get("/exchange/orders?role=seller")
     assert sold.text.count('data-testid="order-row"') == 1
     assert client.get("/exchange/orders?role=buyer").text.count('data-testid="order-row"') == 0
     assert client.get(order_url).status_code == 200
     stranger = make_actor(market.db)
-    login(client, stranger)
+    console_login(client, stranger, "/exchange")
     assert client.get(order_url).status_code == 404
 
 
@@ -156,7 +138,7 @@ def test_a_sold_out_listing_says_so_at_checkout(client, market, place):
     _, principal = market.buyer(10_000)
     place(principal, listing_id, 1)
     buyer = make_actor(market.db)
-    login(client, buyer)
+    console_login(client, buyer, "/exchange")
     page = client.get(f"/exchange/listings/{listing_id}/checkout")
     assert page.status_code == 200
     assert 'data-testid="checkout-sold-out"' in page.text

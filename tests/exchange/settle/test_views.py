@@ -6,32 +6,11 @@ from __future__ import annotations
 import re
 
 from exchange_settle_support import books_balanced, completed_contract
-from factories import PASSWORD
+from factories import console_login, csrf_of
 
 from datafactor.db import utcnow
 from datafactor.exchange import settle
 from datafactor.exchange.models import ExchangeContract
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def login(client, actor) -> None:
-    client.cookies.clear()
-    client.cookies.set("df_lang", "en")
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": _csrf(page.text),
-            "next": "/exchange/dashboard",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
 
 
 def _trades(db, world):
@@ -47,12 +26,12 @@ def _trades(db, world):
 
 def test_the_seller_and_the_broker_see_their_dashboards(client, db, world):
     settled, _ = _trades(db, world)
-    login(client, world.seller)
+    console_login(client, world.seller, "/exchange/dashboard", "en")
     page = client.get("/exchange/dashboard")
     assert page.status_code == 200
     assert 'data-testid="settled-income"' in page.text and "¥194.00" in page.text
     assert f'data-testid="recent-{settled}"' in page.text
-    login(client, world.broker)
+    console_login(client, world.broker, "/exchange/dashboard", "en")
     page = client.get("/exchange/dashboard?role=broker")
     assert page.status_code == 200 and "¥2.00" in page.text
     assert f"/exchange/settlements/{settled}" in page.text
@@ -60,23 +39,23 @@ def test_the_seller_and_the_broker_see_their_dashboards(client, db, world):
 
 def test_the_settlement_page_shows_the_split_to_the_parties_only(client, db, world):
     settled, due = _trades(db, world)
-    login(client, world.buyer)
+    console_login(client, world.buyer, "/exchange/dashboard", "en")
     page = client.get(f"/exchange/settlements/{settled}")
     assert page.status_code == 200
     assert 'data-testid="settled"' in page.text and "EXC-SETTLE-FEE" in page.text
     page = client.get(f"/exchange/settlements/{due}")
     assert page.status_code == 200 and 'data-testid="not-settled"' in page.text
-    login(client, world.outsider)
+    console_login(client, world.outsider, "/exchange/dashboard", "en")
     assert client.get(f"/exchange/settlements/{settled}").status_code == 404
 
 
 def test_the_operator_settles_from_the_dashboard_once(client, db, world):
     _, due = _trades(db, world)
-    login(client, world.operator)
+    console_login(client, world.operator, "/exchange/dashboard", "en")
     page = client.get("/exchange/dashboard")
     assert page.status_code == 200 and 'data-testid="run-form"' in page.text
     key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text).group(1)
-    form = {"csrf_token": _csrf(page.text), "idempotency_key": key}
+    form = {"csrf_token": csrf_of(page.text), "idempotency_key": key}
     first = client.post("/exchange/settlements/run", data=form)
     assert first.status_code == 200 and 'data-testid="ran"' in first.text
     second = client.post("/exchange/settlements/run", data=form)  # a double click
@@ -85,9 +64,9 @@ def test_the_operator_settles_from_the_dashboard_once(client, db, world):
         assert s.get(ExchangeContract, due).settled_at is not None
     assert "¥300.00" in second.text
     books_balanced(db)
-    login(client, world.seller)
+    console_login(client, world.seller, "/exchange/dashboard", "en")
     page = client.get("/exchange/dashboard")
     refused = client.post(
-        "/exchange/settlements/run", data={"csrf_token": _csrf(page.text), "idempotency_key": "x"}
+        "/exchange/settlements/run", data={"csrf_token": csrf_of(page.text), "idempotency_key": "x"}
     )
     assert refused.status_code == 403

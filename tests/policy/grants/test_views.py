@@ -4,10 +4,8 @@ the page, Chinese by default and English on request."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from factories import PASSWORD
+from factories import console_login
 from grants_support import certify_licence, registered_asset
 from registry_support import principal
 from sqlalchemy import select
@@ -15,30 +13,6 @@ from sqlalchemy import select
 from datafactor.db import today_cn
 from datafactor.registry import services as registry
 from datafactor.registry.models import RegistryCertificate
-
-
-def csrf_of(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor, lang="en") -> str:
-    client.cookies.clear()
-    client.cookies.set("df_lang", lang)
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/grants",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303
-    return csrf_of(client.get("/grants").text)
 
 
 @pytest.fixture
@@ -76,7 +50,7 @@ def form(csrf, certificate, **kw):
 
 def test_request_decide_and_read_a_grant(client, db, issuer, world, enterprise, other_enterprise):
     assert client.get("/grants", follow_redirects=False).status_code == 303  # login first
-    csrf = login(client, other_enterprise)
+    csrf = console_login(client, other_enterprise, "/grants", "en")
     page = client.get("/grants/new")
     assert page.status_code == 200 and 'data-testid="grant-form"' in page.text
     # Beyond the holder's regions: refused on the page, with the rule, what was typed kept.
@@ -95,7 +69,7 @@ def test_request_decide_and_read_a_grant(client, db, issuer, world, enterprise, 
     mine = client.get("/grants?role=grantee").text
     assert mine.count('data-testid="grant-row"') == 1
 
-    csrf = login(client, enterprise)
+    csrf = console_login(client, enterprise, "/grants", "en")
     listed = client.get("/grants").text
     assert 'data-testid="grant-row" data-state="requested"' in listed
     page = client.get(url).text
@@ -127,5 +101,5 @@ def world_day(db):
 
 
 def test_a_stranger_gets_not_found(client, db, world, other_enterprise):
-    login(client, other_enterprise)
+    console_login(client, other_enterprise, "/grants", "en")
     assert client.get("/grants/00000000-0000-0000-0000-000000000000").status_code == 404

@@ -10,7 +10,7 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from factories import PASSWORD, Actor, bearer, make_actor
+from factories import PASSWORD, Actor, bearer, console_login, make_actor
 from grants_support import START, certify_licence, draft, policy, registered_asset, state_of
 from registry_support import new_asset, principal
 
@@ -98,33 +98,14 @@ def test_only_a_regulators_administrator_revokes_over_http(
         app.dependency_overrides.pop(grants_today, None)
 
 
-def _login(client, actor: Actor) -> None:
-    client.cookies.clear()
-    client.cookies.set("df_lang", "en")
-    page = client.get("/login").text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": token.group(1),
-            "next": "/grants",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303
-
-
 def test_the_revoke_form_is_shown_only_to_a_regulators_administrator(
     client, db, world, regulator
 ) -> None:
     grant_id = requested(db, world)
-    _login(client, regulator)
+    console_login(client, regulator, "/grants", "en")
     page = client.get(f"/grants/{grant_id}").text
     assert 'data-testid="grant-number"' in page and 'data-testid="grant-revoke"' not in page
-    _login(client, make_actor(db, PartyKind.REGULATOR))
+    console_login(client, make_actor(db, PartyKind.REGULATOR), "/grants", "en")
     assert 'data-testid="grant-revoke"' in client.get(f"/grants/{grant_id}").text
 
 
@@ -252,7 +233,7 @@ def test_bad_numbers_are_problems_not_server_errors(client, app, db, world, othe
     finally:
         app.dependency_overrides.pop(grants_today, None)
     # The console's fee in yuan: too large to be a fee, or not a number of yuan at all.
-    _login(client, other_enterprise)
+    console_login(client, other_enterprise, "/grants", "en")
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/grants/new").text)
     assert token
     form = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from factories import PASSWORD
+from factories import console_login
 from operation_support import SELECTION, SIGNED, make_cast
 
 from datafactor.policy.operation.api import operation_today
@@ -15,24 +15,6 @@ from datafactor.web.i18n import translations
 
 def zh(msgid: str) -> str:
     return str(translations("zh_CN").gettext(msgid))
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor, landing="/operation"):
-    client.cookies.clear()
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={"username": actor.username, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303
-    return csrf_of(client.get(landing).text)
 
 
 @pytest.fixture
@@ -44,7 +26,7 @@ def cast(app, db, settings):
 
 def test_every_role_does_its_part_in_the_console(client, cast):
     # The body signs an agreement with the form.
-    csrf = login(client, cast.body, "/operation/agreements/new")
+    csrf = console_login(client, cast.body, "/operation/agreements/new")
     page = client.get("/operation")
     assert 'data-testid="nav-operation"' in page.text and 'data-testid="op-sign-link"' in page.text
     form = client.get("/operation/agreements/new").text
@@ -70,7 +52,7 @@ def test_every_role_does_its_part_in_the_console(client, cast):
     assert 'data-testid="op-suspend"' in page
 
     # The bureau sets the cap (typed in yuan) and the rate (in percent).
-    csrf = login(client, cast.bureau, "/operation/fees")
+    csrf = console_login(client, cast.bureau, "/operation/fees")
     r = client.post(
         "/operation/caps",
         data={
@@ -97,7 +79,7 @@ def test_every_role_does_its_part_in_the_console(client, cast):
     assert "8.00 %" in client.get("/operation/fees").text
 
     # The operator publishes a fee; above the cap it is refused with the rule.
-    csrf = login(client, cast.operator, "/operation/fees")
+    csrf = console_login(client, cast.operator, "/operation/fees")
     r = client.post(
         "/operation/fees",
         data={"csrf_token": csrf, "asset_id": cast.asset_id, "unit": "api_call", "amount": "0.60"},
@@ -111,7 +93,7 @@ def test_every_role_does_its_part_in_the_console(client, cast):
     assert r.status_code == 303, r.text
 
     # A user sees the published fee and asks for a paid use.
-    csrf = login(client, cast.user, "/operation/uses")
+    csrf = console_login(client, cast.user, "/operation/uses")
     assert "0.40" in client.get("/operation").text
     uses = client.get("/operation/uses").text
     entry = re.search(r'<option value="([^"]+/[^"]+)"', uses).group(1)
@@ -147,7 +129,7 @@ def test_every_role_does_its_part_in_the_console(client, cast):
     assert r.status_code == 422 and ("OPS-IN-DOMAIN" in r.text or "OPS-FREE-USE" in r.text)
 
     # The operator approves it, records a cost and reads the report.
-    csrf = login(client, cast.operator, "/operation/uses")
+    csrf = console_login(client, cast.operator, "/operation/uses")
     page = client.get("/operation/uses").text
     use_id = re.search(r'action="/operation/uses/([^/]+)/decision"', page).group(1)
     r = client.post(
@@ -176,7 +158,7 @@ def test_every_role_does_its_part_in_the_console(client, cast):
     assert csv_text.status_code == 200 and "260.00" in csv_text.content.decode("utf-8-sig")
 
     # The body suspends the agreement from its page, with a reason.
-    csrf = login(client, cast.body, agreement_url)
+    csrf = console_login(client, cast.body, agreement_url)
     r = client.post(
         agreement_url + "/suspend",
         data={"csrf_token": csrf, "reason": "安全检查"},
@@ -192,18 +174,18 @@ def test_pages_refuse_other_parties_and_forms_need_csrf(client, cast):
     from operation_support import sign
 
     agreement_id = sign(client.app.state.db, cast)
-    login(client, cast.user)
+    console_login(client, cast.user, "/operation")
     assert client.get(f"/operation/agreements/{agreement_id}").status_code == 404
     assert client.get(f"/operation/reports/{cast.operator.party_id}/2026").status_code == 404
     r = client.post("/operation/uses", data={"csrf_token": "forged", "entry": "x/y"})
     assert r.status_code == 403
     # An operator signs no agreement (an enterprise may: as a public enterprise's body).
-    login(client, cast.operator)
+    console_login(client, cast.operator, "/operation")
     assert client.get("/operation/agreements/new").status_code == 403
 
 
 def test_the_console_speaks_english_on_request(client, cast):
-    login(client, cast.operator)
+    console_login(client, cast.operator, "/operation")
     client.get("/lang/en", follow_redirects=False)
     page = client.get("/operation/fees").text
     assert "Published fees and caps" in page and "No cap is set yet" in page
@@ -213,7 +195,7 @@ def test_odd_numbers_typed_in_forms_are_refused_with_the_reason(client, cast):
     from operation_support import sign
 
     sign(client.app.state.db, cast)
-    csrf = login(client, cast.bureau, "/operation/fees")
+    csrf = console_login(client, cast.bureau, "/operation/fees")
     for amount in ("1e5000", "sNaN", "1e999999", "Infinity", "12.345"):
         r = client.post(
             "/operation/caps",
@@ -232,7 +214,7 @@ def test_odd_numbers_typed_in_forms_are_refused_with_the_reason(client, cast):
         follow_redirects=False,
     )
     assert r.status_code == 303
-    csrf = login(client, cast.operator, "/operation/costs")
+    csrf = console_login(client, cast.operator, "/operation/costs")
     for year in ("9" * 30, "²⁰²⁶x", "-1"):
         r = client.post(
             "/operation/costs",
@@ -252,7 +234,7 @@ def test_a_body_reads_its_part_of_the_filed_report_and_the_operator_may_refuse(c
 
     db = client.app.state.db
     agreement_id = sign(db, cast)
-    login(client, cast.body)
+    console_login(client, cast.body, "/operation")
     assert client.get(f"/operation/reports/{cast.operator.party_id}/2026").status_code == 404
     assert 'data-testid="op-report-body-note"' in client.get("/operation/reports").text
     with db.write() as s:
@@ -261,7 +243,7 @@ def test_a_body_reads_its_part_of_the_filed_report_and_the_operator_may_refuse(c
     assert 'data-testid="op-report-body-scope"' in page and "NNSZF-SQYY-2026-001" in page
     assert 'data-testid="op-allowed"' not in page
     # The operator sees the agreement signed with it and may terminate it with a reason.
-    csrf = login(client, cast.operator, f"/operation/agreements/{agreement_id}")
+    csrf = console_login(client, cast.operator, f"/operation/agreements/{agreement_id}")
     page = client.get(f"/operation/agreements/{agreement_id}").text
     assert (
         'data-testid="op-operator-terminate-form"' in page

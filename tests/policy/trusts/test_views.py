@@ -8,7 +8,7 @@ import re
 
 import pytest
 import registry_support as rs
-from factories import PASSWORD
+from factories import console_login
 from grants_support import certify_licence
 from sqlalchemy import func, select
 from trusts_support import IN_TERM, SCOPE, Trust, established, make_trust
@@ -34,31 +34,6 @@ def trust(db: Database, settings: Settings, app) -> Trust:  # type: ignore[no-un
     app.dependency_overrides.pop(trusts_today, None)
 
 
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(client, actor, *, lang: str | None = None) -> str:  # type: ignore[no-untyped-def]
-    client.cookies.clear()
-    if lang:
-        client.cookies.set("df_lang", lang)
-    page = client.get("/login")
-    r = client.post(
-        "/login",
-        data={
-            "username": actor.username,
-            "password": PASSWORD,
-            "csrf_token": csrf_of(page.text),
-            "next": "/trusts",
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return csrf_of(client.get("/trusts").text)
-
-
 def _codes(db: Database, *party_ids: str) -> dict[str, str]:
     with db.read() as s:
         return services.party_codes(s, party_ids)
@@ -82,7 +57,7 @@ def _form(trust: Trust, codes: dict[str, str], shares: str) -> dict[str, str | l
 
 def test_the_deed_from_draft_to_income_in_the_console(client, db: Database, trust: Trust) -> None:  # type: ignore[no-untyped-def]
     codes = _codes(db, trust.settlor.party_id, trust.trustee.party_id, trust.beneficiary.party_id)
-    token = login(client, trust.actors["settlor"], lang="en")
+    token = console_login(client, trust.actors["settlor"], "/trusts", "en")
     page = client.get("/trusts/new")
     assert page.status_code == 200
     assert trust.asset_id in page.text  # the registered asset is offered as trust property
@@ -115,7 +90,7 @@ def test_the_deed_from_draft_to_income_in_the_console(client, db: Database, trus
     assert 'data-state="signed"' in client.get(deed_url).text
 
     # The trustee accepts: the term has started, so the deed is in effect at once.
-    token = login(client, trust.actors["trustee"], lang="en")
+    token = console_login(client, trust.actors["trustee"], "/trusts", "en")
     page = client.get(deed_url)
     assert 'data-testid="accept-deed"' in page.text
     client.post(f"{deed_url}/accept", data={"csrf_token": token})
@@ -149,7 +124,7 @@ def test_the_deed_from_draft_to_income_in_the_console(client, db: Database, trus
     assert "665.01" in page and "285.00" in page and "50.00" in page
 
     # The beneficiary sees the deed, its own line and its benefits — not the others'.
-    login(client, trust.actors["beneficiary"], lang="en")
+    console_login(client, trust.actors["beneficiary"], "/trusts", "en")
     page = client.get(deed_url).text
     assert page.count('data-testid="distribution-line"') == 1 and "285.00" in page
     assert "665.01" not in page
@@ -158,7 +133,7 @@ def test_the_deed_from_draft_to_income_in_the_console(client, db: Database, trus
     assert 'data-testid="benefit-pending">285.00' in benefits
 
     # A stranger is told there is no such deed.
-    login(client, trust.actors["stranger"], lang="en")
+    console_login(client, trust.actors["stranger"], "/trusts", "en")
     assert client.get(deed_url).status_code == 404
     assert 'data-testid="deed-row"' not in client.get("/trusts").text
 
@@ -167,12 +142,12 @@ def test_pages_speak_chinese_by_default_and_english_on_request(
     client, db: Database, trust: Trust
 ) -> None:  # type: ignore[no-untyped-def]
     deed_id = established(db, trust)
-    login(client, trust.actors["trustee"])
+    console_login(client, trust.actors["trustee"], "/trusts")
     page = client.get(f"/trusts/{deed_id}").text
     assert zh("Income and distributions") in page
     assert zh("Record trust income") in page
     assert 'data-testid="nav-trusts"' in page
-    login(client, trust.actors["trustee"], lang="en")
+    console_login(client, trust.actors["trustee"], "/trusts", "en")
     page = client.get(f"/trusts/{deed_id}").text
     assert "Income and distributions" in page and "In effect" in page
     listing = client.get("/trusts?role=trustee").text
@@ -185,7 +160,7 @@ def test_the_settlor_amends_and_the_trustee_proposes_to_end(
 ) -> None:  # type: ignore[no-untyped-def]
     deed_id = established(db, trust)
     codes = _codes(db, trust.settlor.party_id, trust.beneficiary.party_id)
-    token = login(client, trust.actors["settlor"], lang="en")
+    token = console_login(client, trust.actors["settlor"], "/trusts", "en")
     page = client.get(f"/trusts/{deed_id}").text
     assert 'data-testid="amend-form"' in page
     assert codes[trust.beneficiary.party_id] in page  # the current shares, prefilled
@@ -202,7 +177,7 @@ def test_the_settlor_amends_and_the_trustee_proposes_to_end(
     assert r.status_code == 303, r.text
     page = client.get(f"/trusts/{deed_id}").text
     assert page.count('data-testid="split-version"') == 2
-    token = login(client, trust.actors["trustee"], lang="en")
+    token = console_login(client, trust.actors["trustee"], "/trusts", "en")
     client.post(f"/trusts/{deed_id}/terminate", data={"csrf_token": token, "reason": "业务调整"})
     page = client.get(f"/trusts/{deed_id}").text
     assert 'data-testid="termination-proposed"' in page and 'data-state="active"' in page
@@ -215,7 +190,7 @@ def test_the_trustee_grants_a_use_and_records_misuse_in_the_console(
 ) -> None:  # type: ignore[no-untyped-def]
     deed_id = established(db, trust)
     codes = _codes(db, trust.stranger.party_id)
-    token = login(client, trust.actors["trustee"], lang="en")
+    token = console_login(client, trust.actors["trustee"], "/trusts", "en")
     assert 'data-testid="grant-form"' in client.get(f"/trusts/{deed_id}").text
     grant = {
         "csrf_token": token,
@@ -262,11 +237,11 @@ def test_the_draft_can_be_reopened_and_a_party_without_data_is_told(
     from trusts_support import drafted
 
     deed_id = drafted(db, trust)
-    login(client, trust.actors["settlor"], lang="en")
+    console_login(client, trust.actors["settlor"], "/trusts", "en")
     page = client.get(f"/trusts/{deed_id}/edit").text
     assert 'data-testid="deed-form"' in page and "居民用电数据信托" in page
     assert f'value="{trust.asset_id}" checked' in page
-    login(client, trust.actors["stranger"], lang="en")
+    console_login(client, trust.actors["stranger"], "/trusts", "en")
     page = client.get("/trusts/new").text
     assert "holds no registered holding right" in page
     assert client.get(f"/trusts/{deed_id}/edit").status_code == 404
@@ -293,7 +268,7 @@ def test_only_the_settlor_opens_the_edit_form_of_its_draft(
         ),
     )
     secret = _codes(db, other.party_id)[other.party_id]
-    token = login(client, trust.actors["beneficiary"], lang="en")
+    token = console_login(client, trust.actors["beneficiary"], "/trusts", "en")
     assert secret not in client.get(f"/trusts/{deed_id}").text
     r = client.get(f"/trusts/{deed_id}/edit")
     assert r.status_code == 403 and secret not in r.text
@@ -302,9 +277,9 @@ def test_only_the_settlor_opens_the_edit_form_of_its_draft(
         data={"csrf_token": token, "title": "x", "beneficiaries": "nonsense"},
     )
     assert r.status_code in (403, 422) and secret not in r.text
-    login(client, trust.actors["stranger"], lang="en")
+    console_login(client, trust.actors["stranger"], "/trusts", "en")
     assert client.get(f"/trusts/{deed_id}/edit").status_code == 404
-    login(client, trust.actors["settlor"], lang="en")
+    console_login(client, trust.actors["settlor"], "/trusts", "en")
     r = client.get(f"/trusts/{deed_id}/edit")
     assert r.status_code == 409 and "TRUST-LIFECYCLE" in r.text
 
@@ -313,7 +288,7 @@ def test_digits_that_are_not_numbers_are_refused_on_the_page(
     client, db: Database, trust: Trust
 ) -> None:  # type: ignore[no-untyped-def]
     deed_id = established(db, trust)
-    token = login(client, trust.actors["trustee"], lang="en")
+    token = console_login(client, trust.actors["trustee"], "/trusts", "en")
     r = client.post(
         f"/trusts/{deed_id}/income",
         data={
@@ -331,7 +306,7 @@ def test_digits_that_are_not_numbers_are_refused_on_the_page(
     )
     assert r.status_code == 422 and "amount in yuan" in r.text
     codes = _codes(db, trust.settlor.party_id)
-    token = login(client, trust.actors["settlor"], lang="en")
+    token = console_login(client, trust.actors["settlor"], "/trusts", "en")
     r = client.post(
         f"/trusts/{deed_id}/amend",
         data={
@@ -385,7 +360,7 @@ def test_the_trustee_decides_a_request_on_the_deeds_page(
         )
     assert refused.value.rule == "GRT-MANDATE"
 
-    token = login(client, trust.actors["trustee"], lang="en")
+    token = console_login(client, trust.actors["trustee"], "/trusts", "en")
     page = client.get(f"/grants/{grant_id}").text
     assert 'data-testid="grant-decide-under"' in page and 'data-testid="grant-decide"' not in page
     assert f'href="/trusts/{deed_id}#grants"' in page
@@ -399,6 +374,6 @@ def test_the_trustee_decides_a_request_on_the_deeds_page(
     with db.read() as s:
         assert grants.get_grant(s, trust.trustee, grant_id).state == "approved"
     # Another party's user is not the trustee: the deed is not even found.
-    token = login(client, trust.actors["stranger"], lang="en")
+    token = console_login(client, trust.actors["stranger"], "/trusts", "en")
     r = client.post(url, data={"csrf_token": token, "approve": "yes"})
     assert r.status_code == 404
