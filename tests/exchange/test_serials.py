@@ -29,6 +29,19 @@ def test_each_year_counts_from_one(db):
     assert _take(db, "C", 2026) == (4 if db.is_sqlite else 6)
 
 
+def test_several_kinds_drawn_together_count_as_taken_apart(db):
+    def many(*wanted: tuple[str, int]) -> list[int]:
+        with db.write() as s:
+            return serials.take_many(s, list(wanted))
+
+    # The first of a year for either kind: its row is made, and it starts at one.
+    assert many(("C", 2030), ("O", 2030)) == [1, 1]
+    assert many(("C", 2030), ("O", 2030)) == [2, 2]
+    assert _take(db, "C", 2030) == 3
+    assert many(("O", 2030), ("C", 2030)) == [3, 4]
+    assert many(("C", 2031), ("O", 2030)) == [1, 4]  # one kind's year new, the other's not
+
+
 def test_concurrent_takers_get_distinct_numbers(db):
     racing = Database(db.url, pool_size=12)
     barrier = threading.Barrier(12)

@@ -231,6 +231,29 @@ def test_the_same_key_replays_and_other_parameters_conflict(db, fund):
     assert_balanced(db)
 
 
+def test_a_posting_whose_key_was_taken_meanwhile_writes_nothing(db, fund):
+    """The race the unique key settles: a twin committed the key after this request looked it
+    up (``fresh_key`` skips the look-ups, so the insert itself meets the key). The posting is
+    refused whole — no journal, line, balance or hold of it — and the transaction stays usable."""
+    party = fund(10_000)
+    with db.write() as s:
+        first = services.freeze(s, party, 1_000, "order:8", key="taken", actor="x", fresh_key=True)
+    with db.write() as s:
+        with pytest.raises(IdempotencyConflict, match="SET-IDEMPOTENCY"):
+            services.freeze(s, party, 2_000, "order:8", key="taken", actor="x", fresh_key=True)
+        # Not aborted: the same transaction goes on to post something else.
+        services.freeze(s, party, 500, "order:9", key="other", actor="x")
+    assert balances(db, party) == {"available": 8_500, "frozen": 1_500}
+    with db.read() as s:
+        journals = s.scalars(
+            select(SettlementJournal.id).where(SettlementJournal.scope == party)
+        ).all()
+        holds = s.execute(text("SELECT amount_fen FROM settlement_hold ORDER BY amount_fen"))
+        assert sorted(a for (a,) in holds) == [500, 1_000]
+    assert first.journal.id in journals and len(journals) == 3  # the deposit, two freezes
+    assert_balanced(db)
+
+
 def test_refunds_return_at_most_what_a_payee_received(db, fund):
     buyer, seller = fund(10_000), make_actor(db).party_id
     hold = freeze(db, buyer, 10_000, "h")

@@ -802,21 +802,24 @@ class OpenedContract:
 
 
 def open_mall_contract(
-    session: Session, raw: Raw, draft: ContractDraft, *, actor: Principal | None, now: datetime
+    session: Session,
+    raw: Raw,
+    draft: ContractDraft,
+    *,
+    serial: int,
+    actor: Principal | None,
+    now: datetime,
 ) -> OpenedContract:
     """``open_contract`` for the mall order (inside ``place_order``, whose audit records are
-    held back to its end): the same checks, document, number, rows, history and audit records.
-    The contract's rows (``rows``) and the parties' message (``note``) are returned for the
-    order to write with its own, in one statement on PostgreSQL: every trade holds the year's
-    counters from here to its commit, so each round trip after this one is one more that all
-    trades wait for."""
+    held back to its end): the same checks, document, rows, history and audit records; the
+    number's ``serial`` is drawn by the order with its own (``serials.take_many``). The
+    contract's rows (``rows``) and the parties' message (``note``) are returned for the order
+    to write with its own, in one statement on PostgreSQL: each round trip a trade makes while
+    it holds the listing's lock is one more that the listing's other buyers wait for."""
     _check_draft(draft)
     listing = draft.listing
     document = build_document(session, draft, None, now)
-    year = china_day(now).year
-    contract_number = document["number"] = number(
-        "DC", year, serials.take(session, SERIAL_KIND, year, raw)
-    )
+    contract_number = document["number"] = number("DC", china_day(now).year, serial)
     contract_id = new_id()
     rules = [rule_id("contract_transition"), rule_id("contract_records")]
     deadline = _opening_deadline(draft.state, now)

@@ -2579,45 +2579,47 @@ _TRADE_COLUMNS: Final = (
     "declaration",
     "declared_at",
 )
+_ORDER: Table = ExchangeOrder.__table__  # type: ignore[assignment]
+# The order the buyer's key already placed, the listing's latest review and the registry's
+# revision, with the buyer's and the seller's cards: what a trade reads besides the listing.
+_TRADE_READS: Final = (
+    _REVISION_VALUE.label("revision"),
+    select(_ORDER.c.id)
+    .where(_ORDER.c.buyer_id == bindparam("buyer"), _ORDER.c.idempotency_key == bindparam("key"))
+    .scalar_subquery()
+    .label("placed_id"),
+    select(_REVIEW.c.id)
+    .where(_REVIEW.c.listing_id == bindparam("listing_id"))
+    .order_by(_REVIEW.c.created_at.desc(), _REVIEW.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+    .label("review_id"),
+    *(_BUYER.c[name] for name in _PARTY_COLUMNS),
+    *(_SELLER.c[name] for name in _PARTY_COLUMNS),
+)
+# SQLite (one writer at a time: nothing changes while this transaction runs): all in one.
 _TRADE_LISTING: Final = Plan(
-    select(
-        *(_L.c[name] for name in _TRADE_COLUMNS),
-        _REVISION_VALUE.label("revision"),
-        select(_REVIEW.c.id)
-        .where(_REVIEW.c.listing_id == _L.c.id)
-        .order_by(_REVIEW.c.created_at.desc(), _REVIEW.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-        .label("review_id"),
-        *(_BUYER.c[name] for name in _PARTY_COLUMNS),
-        *(_SELLER.c[name] for name in _PARTY_COLUMNS),
-    )
+    select(*(_L.c[name] for name in _TRADE_COLUMNS), *_TRADE_READS)
     .select_from(_L)
     .outerjoin(_BUYER, _BUYER.c.id == bindparam("buyer"))
     .outerjoin(_SELLER, _SELLER.c.id == _L.c.seller_id)
     .where(_L.c.id == bindparam("listing_id"))
-    .with_for_update(of=_L)
 )
-# PostgreSQL, once the listing's lock is held: the lock statement read the registry's revision and
-# the seller's row in its snapshot, taken before it waited for the lock (only the locked row is
-# re-read then), so a right moved or a seller suspended while the trade queued behind another
-# would go unseen — and the registry's checks cached under the old revision would pass. This
-# reads them again, with the order a twin may have placed under the same key meanwhile (which
-# ``place_order`` looked up after the lock anyway: no round trip more).
-_ORDER: Table = ExchangeOrder.__table__  # type: ignore[assignment]
+# PostgreSQL: the listing's row locked (re-read once the lock is held), then the rest read in a
+# statement of its own — a statement's snapshot is taken before it waits for a lock and only the
+# locked row is re-read then, so a right moved, a seller suspended or the buyer's twin request
+# committed while this trade queued behind another would go unseen (and the registry's checks
+# cached under the old revision would pass).
+_LOCK_LISTING: Final = Plan(
+    select(*(_L.c[name] for name in _TRADE_COLUMNS))
+    .where(_L.c.id == bindparam("listing_id"))
+    .with_for_update()
+)
 _AFTER_LOCK: Final = Plan(
-    select(
-        _REVISION_VALUE.label("revision"),
-        select(_ORDER.c.id)
-        .where(
-            _ORDER.c.buyer_id == bindparam("buyer"), _ORDER.c.idempotency_key == bindparam("key")
-        )
-        .scalar_subquery()
-        .label("placed_id"),
-        *(_SELLER.c[name] for name in _PARTY_COLUMNS),
-    ).select_from(
+    select(*_TRADE_READS).select_from(
         select(literal(1).label("one"))
         .subquery("one")
+        .outerjoin(_BUYER, _BUYER.c.id == bindparam("buyer"))
         .outerjoin(_SELLER, _SELLER.c.id == bindparam("seller"))
     )
 )
@@ -2672,7 +2674,7 @@ class TradeListing:
     declaration: dict[str, Any] | None
     declared_at: datetime | None
     review_id: str | None
-    # PostgreSQL: the order the buyer's key placed while this one waited for the lock, if any.
+    # The order the buyer's key already placed, if any (read once the listing's lock is held).
     placed_id: str | None = None
 
 
@@ -2774,30 +2776,38 @@ def _registry_checks(
 
 
 def trade_listing(
-    session: Session, raw: Raw, listing_id: str, *, buyer: Principal, on: date, key: str = ""
+    session: Session, raw: Raw, listing_id: str, *, buyer: Principal, on: date, key: str
 ) -> TradeListing:
     """``tradable_listing(session, listing_id, buyer=buyer, on=on, lock=True)`` for the mall
-    order (see above): the same checks (``_check_tradable``), the listing's row locked. On
-    PostgreSQL ``placed_id`` is the order the buyer's ``key`` names once the lock is held."""
+    order (see above): the same checks (``_check_tradable``), the listing's row locked — unless
+    the buyer's ``key`` already placed an order (``placed_id``, read once the lock is held), which
+    the caller answers instead. Refused 404 when there is no such listing."""
     if not plain_id(listing_id):
         raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
-    row = raw.first(_TRADE_LISTING, {"listing_id": listing_id, "buyer": buyer.party_id or ""})
-    if row is None:
-        raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
+    params = {"listing_id": listing_id, "buyer": buyer.party_id or "", "key": key}
     n = len(_TRADE_COLUMNS)
-    listing = TradeListing(*row[:n], review_id=row[n + 1])  # type: ignore[misc]
-    revision = row[n]
-    width = len(_PARTY_COLUMNS)
-    buyer_row = PartyRow(*row[n + 2 : n + 2 + width]) if row[n + 2] is not None else None
-    seller_row = PartyRow(*row[n + 2 + width :]) if row[n + 2 + width] is not None else None
-    if not raw.is_sqlite:  # what may have changed while the lock was awaited (see above)
+    if raw.is_sqlite:
+        row = raw.first(_TRADE_LISTING, params)
+        if row is None:
+            raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
+        locked, reads = row[:n], row[n:]
+    else:
+        locked_row = raw.first(_LOCK_LISTING, params)
+        if locked_row is None:
+            raise ExchangeNotFound(MSG_NOT_VISIBLE_BUY, rule=_rid("listing_visible"))
+        locked = locked_row
         after = raw.first(
-            _AFTER_LOCK,
-            {"buyer": buyer.party_id or "", "key": key, "seller": listing.seller_id},
+            _AFTER_LOCK, {**params, "seller": locked[_TRADE_COLUMNS.index("seller_id")]}
         )
-        if after is not None:  # one row always
-            revision, listing.placed_id = after[0], after[1]
-            seller_row = PartyRow(*after[2:]) if after[2] is not None else None
+        assert after is not None  # one row always
+        reads = after
+    revision, placed_id, review_id = reads[:3]
+    listing = TradeListing(*locked, review_id=review_id, placed_id=placed_id)  # type: ignore[misc]
+    if placed_id is not None:
+        return listing  # a replay: the caller answers the order already placed
+    width = len(_PARTY_COLUMNS)
+    buyer_row = PartyRow(*reads[3 : 3 + width]) if reads[3] is not None else None
+    seller_row = PartyRow(*reads[3 + width :]) if reads[3 + width] is not None else None
     # What ``party_row`` would have read: the checks and the contract's cards come from these.
     held: dict[str, Any] = session.info.setdefault(_PARTIES, {})
     if buyer.party_id and plain_id(buyer.party_id):

@@ -446,13 +446,18 @@ def place_order(
     buyer = principal.party_id
     fingerprint = request_hash(listing_id, quantity)
     raw = Raw.of(session)
-    if (done := _placed_with(session, raw, buyer, key)) is not None:
-        return _replay(done, fingerprint, key)
     today = _china_day(now)
-    listing = listings.trade_listing(session, raw, listing_id, buyer=principal, on=today, key=key)
-    # PostgreSQL: a twin with the same key may have committed while this one waited for the
-    # listing's lock (read once the lock is held; SQLite writers run one at a time: nothing can
-    # have).
+    try:
+        listing = listings.trade_listing(
+            session, raw, listing_id, buyer=principal, on=today, key=key
+        )
+    except ExchangeNotFound:
+        # No such listing: the key may still name an order (of another listing: 409).
+        if (done := _placed_with(session, raw, buyer, key)) is not None:
+            return _replay(done, fingerprint, key)
+        raise
+    # The key's order, placed before or while this one waited for the listing's lock (its
+    # request's retry, or a twin that committed first): answered again, nothing written.
     if (
         listing.placed_id is not None
         and (done := session.get(ExchangeOrder, listing.placed_id)) is not None
@@ -483,6 +488,9 @@ def place_order(
             now=now,
             fresh_key=True,  # derived from the order's id, drawn just above
         ).hold_id
+    contract_serial, order_serial = serials.take_many(
+        session, [(contracts.SERIAL_KIND, today.year), (SERIAL_KIND, today.year)], raw
+    )
     contract = contracts.open_mall_contract(
         session,
         raw,
@@ -502,14 +510,13 @@ def place_order(
             order_id=order_id,
             cross_border=bool(listing.cross_border),
         ),
+        serial=contract_serial,
         actor=principal,
         now=now,
     )
     values: dict[str, Any] = {
         "id": order_id,
-        "number": number(
-            NUMBER_PREFIX, today.year, serials.take(session, SERIAL_KIND, today.year, raw)
-        ),
+        "number": number(NUMBER_PREFIX, today.year, order_serial),
         "state": OrderState.CONTRACTED.value,
         "kind": TradeKind.MALL.value,
         "listing_id": listing.id,

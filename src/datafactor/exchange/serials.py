@@ -22,9 +22,11 @@ unique and above the old year's base.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
-from sqlalchemy import Sequence, bindparam, func, literal_column, select, update
+from sqlalchemy import Select, bindparam, func, literal_column, select, update
+from sqlalchemy import Sequence as SqlSequence
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -51,13 +53,11 @@ _BUMP: Final = Plan(
 )
 
 
-def _draw_plan(kind: str) -> Plan:
-    return Plan(
-        select(Sequence(sequence_name(kind)).next_value() - _S.sequence_base).where(
-            _S.kind == bindparam("s_kind"),
-            _S.year == bindparam("s_year"),
-            _S.sequence_base.is_not(None),
-        )
+def _draw(kind: str, tag: str = "") -> Select[Any]:
+    return select(SqlSequence(sequence_name(kind)).next_value() - _S.sequence_base).where(
+        _S.kind == bindparam(f"s_kind{tag}"),
+        _S.year == bindparam(f"s_year{tag}"),
+        _S.sequence_base.is_not(None),
     )
 
 
@@ -79,8 +79,10 @@ def _base_plan(kind: str) -> Plan:
     )
 
 
-_DRAW: Final = {kind: _draw_plan(kind) for kind in KINDS}
+_DRAW: Final = {kind: Plan(_draw(kind)) for kind in KINDS}
 _BASE: Final = {kind: _base_plan(kind) for kind in KINDS}
+# (kinds) → PostgreSQL's one statement drawing a serial of each (``take_many``).
+_DRAW_MANY: dict[tuple[str, ...], Plan] = {}
 
 
 def take(session: Session, kind: str, year: int, raw: Raw | None = None) -> int:
@@ -108,3 +110,31 @@ def take(session: Session, kind: str, year: int, raw: Raw | None = None) -> int:
         # row gets the sequence's last value; a concurrent creator makes this wait for its end.
         raw.execute(_BASE[kind], params)
     raise RuntimeError(f"exchange serial {kind}/{year} has no sequence base (run the migrations)")
+
+
+def take_many(
+    session: Session, wanted: Sequence[tuple[str, int]], raw: Raw | None = None
+) -> list[int]:
+    """``take`` of each (kind, year) in ``wanted``, in order; on PostgreSQL drawn in one
+    statement (a trade numbers its contract and its order: one round trip, not two)."""
+    raw = raw or Raw.of(session)
+    if raw.is_sqlite or len(wanted) < 2:
+        return [take(session, kind, year, raw) for kind, year in wanted]
+    kinds = tuple(kind for kind, _ in wanted)
+    plan = _DRAW_MANY.get(kinds)
+    if plan is None:
+        for kind in kinds:
+            sequence_name(kind)  # an unknown kind is refused before anything is built
+        plan = _DRAW_MANY[kinds] = Plan(
+            select(*(_draw(kind, str(i)).scalar_subquery() for i, kind in enumerate(kinds)))
+        )
+    params: dict[str, Any] = {}
+    for i, (kind, year) in enumerate(wanted):
+        params[f"s_kind{i}"], params[f"s_year{i}"] = kind, year
+    drawn = raw.first(plan, params)
+    assert drawn is not None  # a select without FROM: one row
+    # A year without its row yet (its first number) drew nothing: ``take`` creates the row.
+    return [
+        int(value) if value is not None else take(session, kind, year, raw)
+        for value, (kind, year) in zip(drawn, wanted, strict=True)
+    ]

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Final, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, exists, func, insert, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -181,21 +181,6 @@ _INSERT_LINES: Final = Rows(
         "posted_at",
     ),
 )
-_INSERT_HOLD: Final = Plan(
-    insert(_H),
-    keys=(
-        "id",
-        "party_id",
-        "reference",
-        "amount_fen",
-        "released_fen",
-        "captured_fen",
-        "status",
-        "freeze_journal_id",
-        "created_at",
-        "updated_at",
-    ),
-)
 _UPDATE_BALANCE: Final = Plan(
     update(_B)
     .where(_B.c.account_id == bindparam("b_account"))
@@ -205,6 +190,89 @@ _UPDATE_BALANCE: Final = Plan(
         updated_at=bindparam("b_at"),
     )
 )
+_HOLD_COLUMNS: Final = (
+    "id",
+    "party_id",
+    "reference",
+    "amount_fen",
+    "released_fen",
+    "captured_fen",
+    "status",
+    "freeze_journal_id",
+    "created_at",
+    "updated_at",
+)
+_INSERT_HOLD: Final = Plan(insert(_H), keys=_HOLD_COLUMNS)
+_LINE_COLUMNS: Final = ("account_id", "seq", "amount_fen", "kind", "balance_after_fen", "posted_at")
+# (lines, balances, with a hold) → PostgreSQL's one statement writing a journal (``_posting``).
+_POSTINGS: dict[tuple[int, int, bool], Plan] = {}
+
+
+def _posting(lines: int, balances: int, hold: bool) -> Plan:
+    """PostgreSQL: one journal, its ``lines``, the ``balances`` it changed and (``hold``) the
+    escrow hold it opens, written in one statement — data-modifying CTEs, each writing only
+    when the journal's insert did (``ON CONFLICT DO NOTHING`` on its key: a twin committed
+    first). It returns the journal's id, or no row when the key was taken. Five round trips
+    (journal, lines, two balances, hold) are one; the row locks the caller took are the same."""
+    shape = (lines, balances, hold)
+    found = _POSTINGS.get(shape)
+    if found is not None:
+        return found
+    journal = (
+        postgresql.insert(_J)
+        .values({k: bindparam(f"j_{k}", type_=_J.c[k].type) for k in _JOURNAL_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["scope", "idempotency_key"])
+        .returning(_J.c.id)
+        .cte("j")
+    )
+    written = exists(select(journal.c.id))
+    parts: list[Any] = [
+        insert(_L)
+        .from_select(
+            ("journal_id", *_LINE_COLUMNS),
+            union_all(
+                *(
+                    select(
+                        journal.c.id,
+                        *(bindparam(f"l{i}_{k}", type_=_L.c[k].type) for k in _LINE_COLUMNS),
+                    )
+                    for i in range(lines)
+                )
+            ),
+        )
+        .cte("l")
+    ]
+    parts.extend(
+        update(_B)
+        .where(_B.c.account_id == bindparam(f"b{i}_account", type_=_B.c.account_id.type), written)
+        .values(
+            balance_fen=bindparam(f"b{i}_balance", type_=_B.c.balance_fen.type),
+            lines=bindparam(f"b{i}_lines", type_=_B.c.lines.type),
+            updated_at=bindparam(f"b{i}_at", type_=_B.c.updated_at.type),
+        )
+        .cte(f"b{i}")
+        for i in range(balances)
+    )
+    if hold:
+        parts.append(
+            insert(_H)
+            .from_select(
+                _HOLD_COLUMNS,
+                select(
+                    *(
+                        journal.c.id
+                        if k == "freeze_journal_id"
+                        else bindparam(f"h_{k}", type_=_H.c[k].type)
+                        for k in _HOLD_COLUMNS
+                    )
+                ),
+            )
+            .cte("h")
+        )
+    found = _POSTINGS[shape] = Plan(select(journal.c.id).add_cte(*parts))
+    return found
+
+
 # A party's two balance rows, found through its accounts and locked in account-id order in one
 # statement (the order ``_lock_balances`` takes them in).
 _LOCK_PARTY_BALANCES: Final = Plan(
@@ -576,8 +644,10 @@ def _write(
     states: Mapping[str, AccountState],
     actor: Actor,
     now: datetime,
+    hold: Mapping[str, Any] | None = None,
 ) -> list[JournalRecord]:
-    """Insert the journals and their lines and write the balances they changed."""
+    """Insert the journals and their lines and write the balances they changed, and ``hold``
+    (the escrow hold a freeze opens: its row but ``freeze_journal_id``, the one journal's)."""
     version = rules().version
     journal_rows: list[dict[str, Any]] = []
     line_rows: list[dict[str, Any]] = []
@@ -649,11 +719,36 @@ def _write(
             )
         )
     raw = Raw.of(session, flush=False)  # as ``session.connection().execute``: no autoflush
+    touched = sorted({x.account_id for d in drafts for x in d.lines})
+    balance_rows = [
+        {
+            "b_account": a,
+            "b_balance": states[a].balance_fen,
+            "b_lines": states[a].lines,
+            "b_at": now,
+        }
+        for a in touched
+    ]
     # On PostgreSQL a twin request with the same key that touches none of this one's accounts
     # (so it did not queue behind our locks) may have committed first: the unique key refuses
-    # this insert. Nothing else has been written yet; the caller's retry is answered as a
-    # replay. One journal: ``ON CONFLICT DO NOTHING`` inserts nothing then; several: a savepoint
-    # undoes the failed insert. (SQLite writers run one at a time: nothing can conflict.)
+    # this insert. Nothing is written then; the caller's retry is answered as a replay. One
+    # journal: ``ON CONFLICT DO NOTHING`` inserts nothing (on PostgreSQL the whole posting is
+    # one statement that writes nothing then, ``_posting``); several: a savepoint undoes the
+    # failed insert. (SQLite writers run one at a time: nothing can conflict.)
+    if len(journal_rows) == 1 and not raw.is_sqlite and len(line_rows) <= Rows.MAX_ROWS:
+        params = {f"j_{k}": v for k, v in journal_rows[0].items()}
+        for i, line in enumerate(line_rows):
+            params.update({f"l{i}_{k}": line[k] for k in _LINE_COLUMNS})
+        for i, row in enumerate(balance_rows):
+            params.update({f"b{i}_{k[2:]}": v for k, v in row.items()})
+        if hold is not None:
+            params.update({f"h_{k}": hold[k] for k in _HOLD_COLUMNS if k != "freeze_journal_id"})
+        plan = _posting(len(line_rows), len(balance_rows), hold is not None)
+        if raw.first(plan, params) is None:
+            raise IdempotencyConflict(
+                MSG_KEY_RACE, rule=rules().rule_id("idempotency"), key=drafts[0].key
+            )
+        return records
     conflict = False
     if len(journal_rows) == 1:
         conflict = raw.first(_INSERT_JOURNAL_ONCE[raw.dialect.name], journal_rows[0]) is None
@@ -670,19 +765,9 @@ def _write(
             MSG_KEY_RACE, rule=rules().rule_id("idempotency"), key=drafts[0].key
         ) from None
     raw.insert(_INSERT_LINES, line_rows)
-    touched = sorted({x.account_id for d in drafts for x in d.lines})
-    raw.executemany(
-        _UPDATE_BALANCE,
-        [
-            {
-                "b_account": a,
-                "b_balance": states[a].balance_fen,
-                "b_lines": states[a].lines,
-                "b_at": now,
-            }
-            for a in touched
-        ],
-    )
+    raw.executemany(_UPDATE_BALANCE, balance_rows)
+    if hold is not None:
+        raw.execute(_INSERT_HOLD, {**hold, "freeze_journal_id": records[0].id})
     return records
 
 
@@ -989,22 +1074,18 @@ def freeze(
         hold_id=hold_id,
         memo=memo,
     )
-    record = _write(session, [draft], states, who, now)[0]
-    Raw.of(session, flush=False).execute(
-        _INSERT_HOLD,
-        {
-            "id": hold_id,
-            "party_id": party_id,
-            "reference": reference,
-            "amount_fen": amount,
-            "released_fen": 0,
-            "captured_fen": 0,
-            "status": "open",
-            "freeze_journal_id": record.id,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    hold = {
+        "id": hold_id,
+        "party_id": party_id,
+        "reference": reference,
+        "amount_fen": amount,
+        "released_fen": 0,
+        "captured_fen": 0,
+        "status": "open",
+        "created_at": now,
+        "updated_at": now,
+    }
+    record = _write(session, [draft], states, who, now, hold)[0]
     _flush_audits(session)
     return Posted(record, replayed=False)
 

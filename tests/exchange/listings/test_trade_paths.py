@@ -34,7 +34,7 @@ def answer(market: Market, buyer: Principal, listing_id: str) -> Any:
         try:
             with market.db.write() as s:
                 if path == "compiled":
-                    listings.trade_listing(s, Raw.of(s), listing_id, buyer=buyer, on=DAY)
+                    listings.trade_listing(s, Raw.of(s), listing_id, buyer=buyer, on=DAY, key="k")
                 else:
                     listings.tradable_listing(s, listing_id, buyer=buyer, on=DAY, lock=True)
             found.append(None)

@@ -100,12 +100,29 @@ def test_the_same_key_and_body_answer_the_same_order(db, market, place):
     assert _count(db, ExchangeContract) == 1
 
 
+def test_the_same_key_answers_its_order_after_the_listing_was_suspended(db, market, place):
+    """A retry of an order that went through is answered, whatever became of the listing since
+    (the key is read before the listing's checks)."""
+    listing_id = market.listing(price_fen=10_000, quantity=5)
+    buyer, principal = market.buyer(100_000)
+    first = place(principal, listing_id, 1, key="before")
+    with db.write() as s:
+        s.get(ExchangeListing, listing_id).state = "suspended"  # type: ignore[union-attr]
+    again = place(principal, listing_id, 1, key="before")
+    assert again.replayed and again.order.id == first.order.id
+    with pytest.raises(ExchangeStateConflict, match="EXC-LST-STATE"):
+        place(principal, listing_id, 1, key="after")
+    assert balances(db, buyer.party_id) == (90_000, 10_000)
+
+
 def test_the_same_key_with_another_body_is_refused(db, market, place):
     listing_id = market.listing(price_fen=10_000, quantity=5)
     other = market.listing(price_fen=10_000)
     _, principal = market.buyer(100_000)
     place(principal, listing_id, 1, key="k1")
-    for listing, quantity in ((listing_id, 2), (other, 1)):
+    # Another quantity, another listing, a listing that does not exist (or cannot be one):
+    # the key is spent all the same.
+    for listing, quantity in ((listing_id, 2), (other, 1), ("no-such-listing", 1), ("x\x00", 1)):
         with pytest.raises(ExchangeStateConflict) as refused:
             place(principal, listing, quantity, key="k1")
         assert refused.value.code == "idempotency-key-reused"
