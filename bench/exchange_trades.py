@@ -75,10 +75,22 @@ class Load:
     refused: int
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
+    caller_cpu: float = 0.0  # CPU seconds of the callers' processes over the timed window
+    server_cpu: float | None = None  # of the PostgreSQL server's processes (None: SQLite)
 
     @property
     def per_s(self) -> float:
         return self.trades / self.seconds if self.seconds else 0.0
+
+    def cpu_ms(self) -> str:
+        """CPU per trade: the callers' (Python) + the database server's."""
+        if not self.trades:
+            return "—"
+        caller = self.caller_cpu / self.trades * 1000
+        if self.server_cpu is None:
+            return f"{caller:.2f} ms (in-process SQLite)"
+        server = self.server_cpu / self.trades * 1000
+        return f"{caller + server:.2f} ms = {caller:.2f} callers + {server:.2f} server"
 
     def pct(self, q: float) -> float:
         if not self.latencies_ms:
@@ -247,20 +259,52 @@ def _worker(
     pool = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
     for thread in pool:
         thread.start()
+    while time.monotonic() < start_at:
+        time.sleep(0.001)
+    cpu = time.process_time()
     for thread in pool:
         thread.join()
+    cpu = time.process_time() - cpu
     db.dispose()
     out.put(
         (
             sum(r[0] for r in results),
             sum(r[1] for r in results),
             [x for r in results for x in r[2]],
+            cpu,
         )
     )
 
 
+def _server_cpu(postmaster: int | None) -> float | None:
+    """CPU seconds so far of the PostgreSQL server whose postmaster is ``postmaster`` and of its
+    children (backends, WAL writer, checkpointer …), from /proc; None without one."""
+    if postmaster is None:
+        return None
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(entry) == postmaster:  # with its ended children's (cutime + cstime)
+            ticks += sum(int(x) for x in fields[11:15])
+        elif int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _load(
-    db: Any, buyers: list[Any], listing_ids: list[str], workers: int, threads: int, seconds: float
+    db: Any,
+    buyers: list[Any],
+    listing_ids: list[str],
+    workers: int,
+    threads: int,
+    seconds: float,
+    postmaster: int | None = None,
 ) -> Load:
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
@@ -277,7 +321,11 @@ def _load(
     ]
     for p in procs:
         p.start()
+    while time.monotonic() < start_at:
+        time.sleep(0.001)
+    server = _server_cpu(postmaster)
     got = [queue.get(timeout=seconds + 600) for _ in procs]
+    after = _server_cpu(postmaster)
     for p in procs:
         p.join(timeout=60)
     return Load(
@@ -287,6 +335,8 @@ def _load(
         sum(g[1] for g in got),
         seconds,
         [x for g in got for x in g[2]],
+        sum(g[3] for g in got),
+        None if server is None or after is None else after - server,
     )
 
 
@@ -345,7 +395,13 @@ def _check(db: Any) -> tuple[bool, int, int, bool, str]:
 
 
 def _measure(
-    title: str, url: str, var_dir: Path, workers: int, threads: int, seconds: float
+    title: str,
+    url: str,
+    var_dir: Path,
+    workers: int,
+    threads: int,
+    seconds: float,
+    postmaster: int | None = None,
 ) -> Result:
     from datafactor.db import Database
     from datafactor.migrations import upgrade
@@ -360,9 +416,9 @@ def _measure(
         buyers = _buyers(db)
         setup = time.perf_counter() - started
         print(f"trades: {title}: {workers} x {threads} callers for {seconds:.0f} s", flush=True)
-        concurrent = _load(db, buyers, listing_ids, workers, threads, seconds)
+        concurrent = _load(db, buyers, listing_ids, workers, threads, seconds, postmaster)
         print(f"trades: {title}: one caller", flush=True)
-        single = _load(db, buyers[:1], listing_ids, 1, 1, min(5.0, seconds))
+        single = _load(db, buyers[:1], listing_ids, 1, 1, min(5.0, seconds), postmaster)
         statements, serialized = _statements(db, buyers[0], listing_ids[0])
         balanced, journals, orders, consistent, note = _check(db)
         return Result(
@@ -403,6 +459,7 @@ def run_postgresql(workdir: Path, workers: int, threads: int, seconds: float) ->
             workers,
             threads,
             seconds,
+            int((pg.datadir / "postmaster.pid").read_text().split()[0]),
         )
     finally:
         pg.stop()
@@ -434,6 +491,7 @@ def rows_for(r: Result) -> list[Row]:
             f"{r.title}: latency of one trade, p50 / p99",
             f"{c.pct(0.5):.1f} / {c.pct(0.99):.1f} ms",
         ),
+        Row(f"{r.title}: CPU per trade, these callers", c.cpu_ms()),
         Row(
             f"{r.title}: statements of one trade's transaction (of them, from the listing's "
             "row lock to the commit)",
@@ -441,7 +499,7 @@ def rows_for(r: Result) -> list[Row]:
         ),
         Row(
             f"{r.title}: trades/s, one caller",
-            f"{one.per_s:,.0f} trades/s (p50 {one.pct(0.5):.1f} ms)",
+            f"{one.per_s:,.0f} trades/s (p50 {one.pct(0.5):.1f} ms; CPU per trade {one.cpu_ms()})",
             "",
             None,
             f"{one.per_s / TARGET:.2f}",
@@ -502,22 +560,28 @@ def run(args: argparse.Namespace) -> Section:
         "that one's commit, and so did the audit trail's single head (233 trades/s at best); "
         "SQLite runs one writer at a time anyway and keeps the gapless counters and one chain.",
         "The write path runs on Core statements compiled once per database and executed on the "
-        "cursor of the session's connection (`datafactor.fastsql`), not the ORM's unit of work: "
-        "the listing's lock reads the parties, the registry's revision and the review with it "
-        "(seven statements before); the registry's checks (right held and in force, certificate "
-        "active, not core data) are cached per process under the registry's revision counter, "
-        "which every registry write bumps; the escrow locks the buyer's balance rows in one "
-        "statement and inserts its journal with `ON CONFLICT DO NOTHING` (no savepoint), its "
-        "key derived from the order's fresh id needing no look-up; lines, messages and audit "
-        "events are multi-row inserts; on PostgreSQL the contract, its history row, the order "
-        "and the messages go in as one statement, and the audit events and the chain's head as "
-        "one; on PostgreSQL psycopg's raw cursor runs them (`$n` parameters: "
-        "nothing parsed per call). CPU per trade, one caller (the caller's process CPU time + "
-        "its PostgreSQL server's processes' CPU from /proc; the ORM path and this one measured "
-        "alternately on the same shared machine): PostgreSQL 11.2–14.3 ms of Python + 2.8–3.9 "
-        "ms of the server before, 2.7–3.1 ms + 1.8–2.0 ms after (31 statements, 11 serialized "
-        "→ 15, 6) — two cores now carry up to ~400 trades/s of CPU instead of ~140; SQLite "
-        "9.3–10.5 ms → 2.4–3.1 ms of Python (29 statements → 18).",
+        "cursor of the session's connection (`datafactor.fastsql`), not the ORM's unit of work. "
+        "On PostgreSQL a trade is 8 statements and the commit (9 on a listing with a limited "
+        "licence count: its update): the listing's row lock; then, in "
+        "a fresh snapshot once the lock is held, the registry's revision, the order the "
+        "buyer's idempotency key may already have placed, the latest review and both parties' "
+        "cards (one statement); the buyer's balance rows locked; the escrow's journal, its "
+        "lines, the two balances and the hold (one statement of data-modifying CTEs, writing "
+        "nothing if the journal's key was taken, `settlement.services._posting`); the contract's "
+        "and the order's numbers (both sequences in one statement, `serials.take_many`); the "
+        "contract, its history row, the order and the messages (one statement); the audit "
+        "chain's head locked; the audit events and the new head (one statement). The registry's "
+        "checks (right held and in force, certificate active, no title dispute, not core data) "
+        "are cached per process under the registry's revision counter, which every registry "
+        "write bumps. psycopg's raw cursor runs them (`$n` parameters: nothing parsed per call). "
+        "History of the CPU per trade, one caller (Python + PostgreSQL server): the ORM path "
+        "11.2–14.3 + 2.8–3.9 ms (31 statements); compiled statements 2.7–3.1 + 1.8–2.0 ms (15); "
+        "these 8 statements about 8% less again, measured alternately against the 15 on the "
+        "same machine. SQLite: 9.3–10.5 ms of Python (29 statements) → 2.4–3.1 ms (18) → the "
+        "statements above, minus the ones only PostgreSQL needs. Trades/s of the 15-statement "
+        "tree and of this one run alternately on the idle machine (2026-11-26, PostgreSQL): "
+        "246, 260 → 300, 351 — the same code's figure moves by 10–15% between runs here, so "
+        "compare runs side by side.",
         "SQLite runs one process: its writers queue on the database's write lock (in-process "
         "on a lock, across processes on the busy timeout, which sleeps).",
     ]
