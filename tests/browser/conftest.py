@@ -7,6 +7,7 @@ Chinese (``zh-CN``) first, as a user of the console would. Every test here is ma
 skip (no Chromium) outside CI is allowed, in CI it fails the run (see the root conftest).
 
 Set ``DATAFACTOR_SCREENSHOTS=/some/dir`` to have the tests save screenshots there (``shot``).
+``login(username, password=PASSWORD)`` sends the console's login form on the test's page.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from factories import PASSWORD
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -29,6 +31,7 @@ HERE = Path(__file__).parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TIMEOUT_MS = 10_000
 Shot = Callable[[Page, str], None]
+Login = Callable[..., None]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -124,3 +127,19 @@ def shot(db_url: str) -> Shot:
             page.screenshot(path=str(Path(folder) / f"{name}-{backend}.png"), full_page=True)
 
     return take
+
+
+@pytest.fixture
+def login(page: Page) -> Login:
+    """``login(username, password=PASSWORD)`` fills in and sends the login form on ``page``. The
+    page must have nobody logged in (a fresh context, or after logging out, or after clearing its
+    cookies): /login sends a logged-in user on without showing the form."""
+
+    def send(username: str, password: str = PASSWORD) -> None:
+        page.goto("/login")
+        form = page.get_by_test_id("login-form")
+        form.locator("[name=username]").fill(username)
+        form.locator("[name=password]").fill(password)
+        page.get_by_test_id("login-submit").click()
+
+    return send

@@ -63,22 +63,14 @@ def runner(app) -> Iterator[CensusRunner]:  # type: ignore[no-untyped-def]
         census_runner.stop()
 
 
-def login(page: Page, username: str, password: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(password)
-    page.get_by_test_id("login-submit").click()
-
-
 def test_a_department_takes_its_census(
-    page: Page, db: Database, runner: CensusRunner, tmp_path: Path, shot
+    page: Page, login, db: Database, runner: CensusRunner, tmp_path: Path, shot
 ) -> None:  # type: ignore[no-untyped-def]
     admin = make_actor(
         db, PartyKind.GOVERNMENT_DEPARTMENT, username="mz.admin", name="南宁市民政局"
     )
     url = sqlite_department(tmp_path / "minzheng.db")
-    login(page, admin.username, admin.password)
+    login(admin.username, admin.password)
 
     page.get_by_test_id("nav-census").click()
     form = page.get_by_test_id("census-form")

@@ -44,14 +44,6 @@ def zh(msgid: str) -> str | None:
     return translated
 
 
-def login(page: Page, username: str, password: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(password)
-    page.get_by_test_id("login-submit").click()
-
-
 def fill_application(page: Page, code: str, password: str) -> None:
     form = page.get_by_test_id("apply-form")
     form.locator("[name=kind]").select_option("enterprise")
@@ -83,9 +75,9 @@ def path_is(path: str) -> re.Pattern[str]:
 # -------------------------------------------------------------------------------------- (a)
 
 
-def test_login_switch_language_and_logout(page: Page, db: Database, shot: Shot) -> None:
+def test_login_switch_language_and_logout(page: Page, login, db: Database, shot: Shot) -> None:
     admin = make_actor(db, PartyKind.ENTERPRISE, username="acme.admin")
-    login(page, admin.username, admin.password)
+    login(admin.username, admin.password)
 
     expect(page).to_have_url(path_is("/"))
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
@@ -118,9 +110,9 @@ def test_login_switch_language_and_logout(page: Page, db: Database, shot: Shot) 
 # -------------------------------------------------------------------------------------- (b)
 
 
-def test_wrong_password_shows_error_and_stays_on_login(page: Page, db: Database) -> None:
+def test_wrong_password_shows_error_and_stays_on_login(page: Page, login, db: Database) -> None:
     admin = make_actor(db, PartyKind.ENTERPRISE, username="acme.admin")
-    login(page, admin.username, admin.password + "x")
+    login(admin.username, admin.password + "x")
 
     expect(page.get_by_test_id("error")).to_be_visible()
     expect(page).to_have_url(path_is("/login"))
@@ -196,10 +188,10 @@ def _pending_party(db: Database) -> str:
         return party.id
 
 
-def test_operator_rejects_without_reason_then_verifies(page: Page, db: Database) -> None:
+def test_operator_rejects_without_reason_then_verifies(page: Page, login, db: Database) -> None:
     operator = make_actor(db, PartyKind.EXCHANGE_OPERATOR, username="exchange.admin")
     party_id = _pending_party(db)
-    login(page, operator.username, operator.password)
+    login(operator.username, operator.password)
     expect(page.get_by_test_id("dashboard-title")).to_be_visible()
 
     open_ok(page, "/parties")
@@ -231,13 +223,13 @@ def test_operator_rejects_without_reason_then_verifies(page: Page, db: Database)
 # -------------------------------------------------------------------------------------- (e)
 
 
-def test_audit_page_lists_the_application_login_and_review(page: Page, db: Database) -> None:
+def test_audit_page_lists_the_application_login_and_review(page: Page, login, db: Database) -> None:
     operator = make_actor(db, PartyKind.EXCHANGE_OPERATOR, username="exchange.admin")
     page.goto("/apply")
     fill_application(page, VALID_USCC, PASSWORD)
     expect(page.get_by_test_id("applied")).to_be_visible()
 
-    login(page, operator.username, operator.password)
+    login(operator.username, operator.password)
     open_ok(page, "/parties?status=pending")
     page.get_by_test_id("parties-table").get_by_role("link", name=APPLICANT_PARTY).click()
     page.get_by_test_id("reject").click()  # no reason: refused, so not recorded

@@ -78,16 +78,8 @@ def residents_csv(rows: int = 400) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def login(page: Page, username: str, password: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(password)
-    page.get_by_test_id("login-submit").click()
-
-
 def test_deidentify_a_version_in_the_console(
-    page: Page, app, db: Database, runner: ScanRunner, shot
+    page: Page, login, app, db: Database, runner: ScanRunner, shot
 ) -> None:  # type: ignore[no-untyped-def]
     admin = make_actor(db, PartyKind.ENTERPRISE, username="gx.deid.admin")
     with db.read() as s:
@@ -101,7 +93,7 @@ def test_deidentify_a_version_in_the_console(
         dataset_id = dataset.id
         services.add_file_version(s, who, dataset_id, blob=blob, filename="居民.csv")
 
-    login(page, admin.username, admin.password)
+    login(admin.username, admin.password)
     page.goto(f"/datasets/{dataset_id}")
     # The runner scans version 1 in the background; its page reloads itself when it is done.
     page.get_by_test_id("scan-link-1").click()

@@ -12,20 +12,12 @@ from datafactor.db import Database
 from datafactor.settings import Settings
 
 
-def login(page: Page, username: str, password: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(password)
-    page.get_by_test_id("login-submit").click()
-
-
 def test_the_buyer_downloads_through_the_panel(
-    page: Page, db: Database, settings: Settings, shot
+    page: Page, login, db: Database, settings: Settings, shot
 ) -> None:  # type: ignore[no-untyped-def]
     world = delivery_world(db, settings, buyers=1)
     buyer = world.buyers[0]
-    login(page, buyer.username, buyer.password)
+    login(buyer.username, buyer.password)
     page.goto(f"/exchange/contracts/{world.contract_of(buyer)}")
     panel = page.get_by_test_id("delivery-panel")
     expect(panel).to_be_visible()  # loaded into the contract page by HTMX

@@ -89,20 +89,12 @@ def people_csv(path: Path, rows: int = 6000) -> Path:
     return path
 
 
-def login(page: Page, username: str, password: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(password)
-    page.get_by_test_id("login-submit").click()
-
-
 def test_upload_scan_report_and_review(
-    page: Page, db: Database, runner: ScanRunner, tmp_path: Path, shot
+    page: Page, login, db: Database, runner: ScanRunner, tmp_path: Path, shot
 ) -> None:  # type: ignore[no-untyped-def]
     admin = make_actor(db, PartyKind.ENTERPRISE, username="gx.data.admin")
     page.context.add_init_script(RECORD_PROGRESS)
-    login(page, admin.username, admin.password)
+    login(admin.username, admin.password)
 
     page.get_by_test_id("nav-datasets").click()
     form = page.get_by_test_id("dataset-form")

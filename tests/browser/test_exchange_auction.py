@@ -7,21 +7,13 @@ catalogue."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from auctions_support import trade_world
 from playwright.sync_api import Page, expect
 
 from datafactor.db import Database
 from datafactor.exchange import auctions
-
-
-def login(page: Page, username: str, password: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(password)
-    page.get_by_test_id("login-submit").click()
 
 
 def place(db: Database, principal, auction_id: str, amount: int, key: str) -> None:  # type: ignore[no-untyped-def]
@@ -31,29 +23,22 @@ def place(db: Database, principal, auction_id: str, amount: int, key: str) -> No
 
 
 def test_a_bid_on_the_live_auction_page_appears_and_so_do_others(  # type: ignore[no-untyped-def]
-    page: Page, db: Database, settings, shot
+    page: Page, login, db: Database, settings, shot
 ) -> None:
     world = trade_world(db, settings)
-    now = datetime.now(UTC)
-    with db.write() as s:
-        auction = auctions.create_auction(
-            s,
-            world.p(world.seller),
-            auctions.AuctionDraft(
-                listing_id=world.listing(price_fen=10_000, title="北部湾港口吞吐量月度数据"),
-                start_fen=10_000,
-                increment_fen=500,
-                deposit_fen=1_000,
-                ends_at=now + timedelta(hours=1),
-            ),
-            now=now,
-        )
+    auction_id = world.auction(
+        world.listing(price_fen=10_000, title="北部湾港口吞吐量月度数据"),
+        start_fen=10_000,
+        increment_fen=500,
+        deposit_fen=1_000,
+        now=datetime.now(UTC),
+    )
     rival = world.buyer()
-    place(db, world.p(rival), auction.id, 10_000, "rival-1")
+    place(db, world.p(rival), auction_id, 10_000, "rival-1")
     bidder = world.buyer(username="bid.admin", name="广西物流数据采购有限公司")
 
-    login(page, bidder.username, bidder.password)
-    page.goto(f"/exchange/auctions/{auction.id}")
+    login(bidder.username, bidder.password)
+    page.goto(f"/exchange/auctions/{auction_id}")
     live = page.get_by_test_id("auction-live")
     expect(page.get_by_test_id("auction-price")).to_have_text("¥100.00")
     expect(page.get_by_test_id("auction-leader")).to_have_attribute("data-bidder-no", "1")
@@ -73,7 +58,7 @@ def test_a_bid_on_the_live_auction_page_appears_and_so_do_others(  # type: ignor
     shot(page, "auction-bid-placed")
 
     # The rival outbids on its own; the open page shows it without a reload.
-    place(db, world.p(rival), auction.id, 11_000, "rival-2")
+    place(db, world.p(rival), auction_id, 11_000, "rival-2")
     expect(page.get_by_test_id("auction-price")).to_have_text("¥110.00")
     expect(leader).to_have_attribute("data-mine", "no")
     expect(live).to_have_attribute("data-bids", "3")

@@ -12,22 +12,13 @@ from datafactor.db import Database, utcnow
 from datafactor.settings import Settings
 
 
-def login(page: Page, username: str, password: str) -> None:
-    page.context.clear_cookies()
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(password)
-    page.get_by_test_id("login-submit").click()
-
-
 def test_both_parties_sign_after_confirming(
-    page: Page, db: Database, settings: Settings, shot
+    page: Page, login, db: Database, settings: Settings, shot
 ) -> None:  # type: ignore[no-untyped-def]
     world = contract_world(db, settings)
     contract_id = contract_opener(world)(now=utcnow())
 
-    login(page, world.buyer.username, world.buyer.password)
+    login(world.buyer.username, world.buyer.password)
     page.goto("/exchange/contracts")
     row = page.locator(f'[data-testid="contract-row"][data-contract="{contract_id}"]')
     expect(row.get_by_test_id("contract-status")).to_have_attribute("data-status", "accepted")
@@ -50,7 +41,8 @@ def test_both_parties_sign_after_confirming(
     expect(page.get_by_test_id("contract-sign")).to_have_count(0)
     shot(page, "contract-buyer-signed")
 
-    login(page, world.seller.username, world.seller.password)
+    page.context.clear_cookies()  # the seller next, in the same browser: drop the buyer's session
+    login(world.seller.username, world.seller.password)
     page.goto(f"/exchange/contracts/{contract_id}")
     page.get_by_test_id("contract-sign-confirm").check()
     page.get_by_test_id("contract-sign-submit").click()

@@ -8,51 +8,30 @@ from __future__ import annotations
 
 import re
 
-from factories import PASSWORD, make_actor
+import registry_support
 from listing_support import World, draft, drive, make_world
 from playwright.sync_api import Page, expect
-from registry_support import drive_to_certified, principal
 
 from datafactor import registry
 from datafactor.db import Database, today_cn, utcnow
 from datafactor.exchange import listings
-from datafactor.registry import RegistrationType
 from datafactor.settings import Settings
 
 
-def login(page: Page, username: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-
-
 def object_to(world: World) -> str:
-    """A rival's objection registration on the product's right, certified today: its id (as in
-    tests/exchange/listings/test_dispute_notice.py)."""
-    rival = principal(world.db, make_actor(world.db, name="南宁数据采集公司"))
-    objection = registry.ApplicationDraft(
-        type=RegistrationType.OBJECTION,
+    """A rival's objection registration on the product's right, certified today: its id."""
+    return registry_support.object_to(
+        world.db,
+        world.p(world.operator),
+        registry.issuer_for(world.settings),
         asset_id=world.product.asset_id,
         right_id=world.product.right_id,
-        grounds=("title_dispute",),
-        statement="该产品的源数据由我方采集，有采集合同为证",
-        evidence=("contract-2025-88.pdf",),
+        on=today_cn(),
     )
-    app_id, _, _ = drive_to_certified(
-        world.db,
-        rival,
-        world.p(world.operator),
-        objection,
-        registry.issuer_for(world.settings),
-        today_cn(),
-    )
-    return app_id
 
 
 def test_search_the_mall_and_open_a_listing(
-    page: Page, db: Database, settings: Settings, shot
+    page: Page, login, db: Database, settings: Settings, shot
 ) -> None:  # type: ignore[no-untyped-def]
     world = make_world(db, settings, registry.issuer_for(settings))
     ids = []
@@ -70,7 +49,7 @@ def test_search_the_mall_and_open_a_listing(
             )
             ids.append(row.id)
         drive(world, ids[-1])
-    login(page, world.buyer.username)
+    login(world.buyer.username)
 
     page.get_by_test_id("nav-exchange").click()
     expect(page.get_by_test_id("listing-card")).to_have_count(2)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from factories import PASSWORD, make_actor
+from factories import make_actor
 from orders_support import balances, fund, make_market
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
@@ -17,22 +17,14 @@ from datafactor.exchange.models import ExchangeOrder
 from datafactor.settings import Settings
 
 
-def login(page: Page, username: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-
-
 def test_buy_a_listing_through_the_checkout(
-    page: Page, db: Database, settings: Settings, shot
+    page: Page, login, db: Database, settings: Settings, shot
 ) -> None:  # type: ignore[no-untyped-def]
     market = make_market(db, settings)
     listing_id = market.listing(price_fen=250_000, quantity=5)
     buyer = make_actor(db, username="bank.buyer", name="北部湾银行股份有限公司")
     fund(db, buyer.party_id, 2_000_000)
-    login(page, buyer.username)
+    login(buyer.username)
 
     page.goto(f"/exchange/listings/{listing_id}")
     page.get_by_test_id("checkout-link").click()

@@ -4,7 +4,7 @@ see where it stands — the licence filed in the registry."""
 
 from __future__ import annotations
 
-from factories import PASSWORD, make_actor
+from factories import make_actor
 from grants_support import registered_asset
 from playwright.sync_api import Page, expect
 from registry_support import principal
@@ -17,16 +17,8 @@ from datafactor.registry.models import RegistryCertificate
 from datafactor.settings import Settings
 
 
-def login(page: Page, username: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-
-
 def test_request_a_grant_and_the_holder_approves(
-    page: Page, db: Database, settings: Settings, shot
+    page: Page, login, db: Database, settings: Settings, shot
 ) -> None:  # type: ignore[no-untyped-def]
     holder = make_actor(db, PartyKind.ENTERPRISE, username="gx.grid", name="广西电网数据公司")
     make_actor(db, PartyKind.DATA_MERCHANT, username="asean.shu", name="东盟商数")
@@ -39,7 +31,7 @@ def test_request_a_grant_and_the_holder_approves(
             select(RegistryCertificate.number).where(RegistryCertificate.right_id == right_id)
         )
 
-    login(page, "asean.shu")
+    login("asean.shu")
     page.get_by_test_id("nav-grants").click()
     expect(page).to_have_url("/grants")
     page.get_by_test_id("grant-new").click()
@@ -56,7 +48,7 @@ def test_request_a_grant_and_the_holder_approves(
     url = page.url
     page.get_by_test_id("logout").click()
 
-    login(page, "gx.grid")
+    login("gx.grid")
     page.get_by_test_id("nav-grants").click()
     row = page.locator('[data-testid="grant-row"][data-state="requested"]')
     expect(row).to_contain_text("东盟商数")

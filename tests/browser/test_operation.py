@@ -37,18 +37,10 @@ def demo(app, db, settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
         app.dependency_overrides.pop(operation_today, None)
 
 
-def login(page: Page, username: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(DEFAULT_PASSWORD)
-    page.get_by_test_id("login-submit").click()
-
-
 def test_the_operator_approves_a_paid_use_and_sees_it_on_its_report(
-    page: Page, demo: None, shot
+    page: Page, login, demo: None, shot
 ) -> None:  # type: ignore[no-untyped-def]
-    login(page, OPERATOR)
+    login(OPERATOR, DEFAULT_PASSWORD)
     page.get_by_test_id("nav-operation").click()
     expect(page).to_have_url(re.compile(r"/operation$"))
     expect(page.get_by_test_id("op-catalogue")).to_contain_text("广西高速公路车流量公共数据")

@@ -64,26 +64,13 @@ def runner(app) -> Iterator[ScanRunner]:  # type: ignore[no-untyped-def]
         app.dependency_overrides.pop(registry_today, None)
 
 
-def login(page: Page, username: str, password: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(password)
-    page.get_by_test_id("login-submit").click()
-
-
-def relogin(page: Page, username: str, password: str) -> None:
-    page.get_by_test_id("logout").click()
-    login(page, username, password)
-
-
 def test_a_registration_from_upload_to_certificate_with_an_objection(
-    page: Page, db: Database, app, runner: ScanRunner, tmp_path: Path, shot
+    page: Page, login, db: Database, app, runner: ScanRunner, tmp_path: Path, shot
 ) -> None:  # type: ignore[no-untyped-def]
     admin = make_actor(db, PartyKind.ENTERPRISE, username="gx.power.admin")
     registrar = make_actor(db, PartyKind.EXCHANGE_OPERATOR, username=REGISTRAR)
     objector = make_actor(db, PartyKind.ENTERPRISE, username=OBJECTOR)
-    login(page, admin.username, admin.password)
+    login(admin.username, admin.password)
 
     # A data set with an uploaded version, scanned.
     page.get_by_test_id("nav-datasets").click()
@@ -150,7 +137,8 @@ def test_a_registration_from_upload_to_certificate_with_an_objection(
     application_id = application_url.rsplit("/", 1)[1]
 
     # The registrar reviews with the checklist and puts it on public notice.
-    relogin(page, registrar.username, registrar.password)
+    page.get_by_test_id("logout").click()
+    login(registrar.username, registrar.password)
     page.get_by_test_id("nav-registry").click()
     page.get_by_test_id("nav-review-queue").click()
     page.locator(f'[data-testid="queue-row"][data-application="{application_id}"] a').first.click()
@@ -163,7 +151,8 @@ def test_a_registration_from_upload_to_certificate_with_an_objection(
 
     # Another enterprise objects from the notice board: first with no grounds (refused, what was
     # typed is kept), then with grounds.
-    relogin(page, objector.username, objector.password)
+    page.get_by_test_id("logout").click()
+    login(objector.username, objector.password)
     page.get_by_test_id("nav-registry").click()
     page.get_by_test_id("nav-notices").click()
     row = page.locator(f'[data-testid="notice-row"][data-application="{application_id}"]')
@@ -183,7 +172,8 @@ def test_a_registration_from_upload_to_certificate_with_an_objection(
     shot(page, "registry-objection-lodged")
 
     # The registrar finds the objection in the queue and dismisses it with reasons.
-    relogin(page, registrar.username, registrar.password)
+    page.get_by_test_id("logout").click()
+    login(registrar.username, registrar.password)
     page.goto("/registry/queue")
     page.locator(
         f'[data-testid="queue-row"][data-application="{application_id}"] '
@@ -213,7 +203,8 @@ def test_a_registration_from_upload_to_certificate_with_an_objection(
     shot(page, "registry-certificate")
 
     # The objector was told the outcome in its inbox.
-    relogin(page, objector.username, objector.password)
+    page.get_by_test_id("logout").click()
+    login(objector.username, objector.password)
     page.get_by_test_id("nav-inbox").click()
     expect(page.locator("main")).to_contain_text("dismissed")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from factories import PASSWORD, make_actor
+from factories import make_actor
 from playwright.sync_api import Page, expect
 from registry_support import LATER, TODAY, initial, new_asset, principal, scanned_version
 
@@ -31,16 +31,8 @@ def pinned(app) -> Iterator[None]:  # type: ignore[no-untyped-def]
     app.dependency_overrides.pop(registry_today, None)
 
 
-def login(page: Page, username: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-
-
 def test_registrar_queue_and_public_verification(
-    page: Page, db: Database, settings: Settings, pinned: None, shot
+    page: Page, login, db: Database, settings: Settings, pinned: None, shot
 ) -> None:  # type: ignore[no-untyped-def]
     owner = make_actor(db, PartyKind.ENTERPRISE, username="gx.power", name="广西电网数据公司")
     operator = make_actor(db, PartyKind.EXCHANGE_OPERATOR, username="bbg.registrar")
@@ -63,7 +55,7 @@ def test_registrar_queue_and_public_verification(
         assert second.state == "substantive_review"
         second_id = second.id
 
-    login(page, "bbg.registrar")
+    login("bbg.registrar")
     page.get_by_test_id("nav-registry").click()
     page.get_by_test_id("nav-review-queue").click()
     expect(page).to_have_url("/registry/queue")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from factories import PASSWORD, make_actor
+from factories import make_actor
 from playwright.sync_api import Page, expect
 from sandbox_support import COUNTIES, SMALL_COUNTY, offer_world
 
@@ -20,23 +20,15 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 SQL = "SELECT county, COUNT(*) AS households\nFROM households\nGROUP BY county\nORDER BY county"
 
 
-def login(page: Page, username: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-
-
 def test_the_grantee_previews_and_runs_a_query(
-    page: Page, db: Database, settings: Settings, tmp_path, shot
+    page: Page, login, db: Database, settings: Settings, tmp_path, shot
 ) -> None:  # type: ignore[no-untyped-def]
     holder = make_actor(db, PartyKind.ENTERPRISE, username="gx.grid", name="广西电网数据公司")
     bank = make_actor(db, PartyKind.ENTERPRISE, username="bank.admin", name="北部湾银行")
     registrar = make_actor(db, PartyKind.EXCHANGE_OPERATOR, username="bbg.registrar")
     world = offer_world(db, settings, tmp_path, holder, bank, registrar, k=5)
 
-    login(page, "bank.admin")
+    login("bank.admin")
     page.get_by_test_id("nav-sandbox").click()
     expect(page).to_have_url("/sandbox")
     grant = page.locator(f'[data-testid="sandbox-grant"][data-grant="{world.grant_id}"]')

@@ -13,17 +13,11 @@ from playwright.sync_api import Page, expect
 from datafactor.db import Database
 
 
-def login(page: Page, username: str, password: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(password)
-    page.get_by_test_id("login-submit").click()
-
-
-def test_a_deposit_shows_on_the_balance_and_the_statement(page: Page, db: Database, shot) -> None:  # type: ignore[no-untyped-def]
+def test_a_deposit_shows_on_the_balance_and_the_statement(
+    page: Page, login, db: Database, shot
+) -> None:  # type: ignore[no-untyped-def]
     admin = make_actor(db, username="pay.admin", name="南宁数据采购有限公司")
-    login(page, admin.username, admin.password)
+    login(admin.username, admin.password)
     page.get_by_test_id("nav-settlement").click()
     expect(page).to_have_url(re.compile(r"/settlement$"))
     expect(page.get_by_test_id("available-balance")).to_have_text("¥0.00")

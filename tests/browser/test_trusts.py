@@ -32,16 +32,8 @@ def pinned(app) -> Iterator[None]:  # type: ignore[no-untyped-def]
     app.dependency_overrides.pop(trusts_today, None)
 
 
-def login(page: Page, username: str) -> None:
-    page.goto("/login")
-    form = page.get_by_test_id("login-form")
-    form.locator("[name=username]").fill(username)
-    form.locator("[name=password]").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-
-
 def test_trustee_records_income_and_the_beneficiary_sees_its_line(
-    page: Page, db: Database, settings: Settings, pinned: None, shot
+    page: Page, login, db: Database, settings: Settings, pinned: None, shot
 ) -> None:  # type: ignore[no-untyped-def]
     load_demo(db, password=PASSWORD, settings=settings)
     people = demo_principals(db)
@@ -54,7 +46,7 @@ def test_trustee_records_income_and_the_beneficiary_sees_its_line(
         grid = people["grid.admin"].party_id
         before = len(services.list_income(s, people["custodian.admin"], deed.id))
 
-    login(page, "custodian.admin")
+    login("custodian.admin")
     page.get_by_test_id("nav-trusts").click()
     expect(page).to_have_url("/trusts")
     page.locator(f'[data-testid="deed-row"][data-deed="{deed.id}"] a').first.click()
@@ -76,7 +68,7 @@ def test_trustee_records_income_and_the_beneficiary_sees_its_line(
     shot(page, "trust-trustee-income")
     page.get_by_test_id("logout").click()
 
-    login(page, "weixiaoming")
+    login("weixiaoming")
     page.goto(f"/trusts/{deed.id}")
     newest = page.get_by_test_id("income-row").first
     expect(newest.get_by_test_id("distribution-line")).to_have_count(1)

@@ -1,7 +1,7 @@
 """Agreement-trade and auction test helpers: a trade world (a seller with a certified product, a
-data broker, the exchange operator, makers of funded buyers and published listings with the
-listings module's own contract policy), and the isolation registry's makers of negotiations and
-auctions owned by a party."""
+data broker, the exchange operator, makers of funded buyers, of published listings with the
+listings module's own contract policy and of the seller's auctions), and the isolation registry's
+makers of negotiations and auctions owned by a party."""
 
 from __future__ import annotations
 
@@ -81,6 +81,24 @@ class TradeWorld:
                 row.access = access
         return listing_id
 
+    def auction(
+        self, listing_id: str, *, start_fen: int, now: datetime, hours: int = 1, **draft: Any
+    ) -> str:
+        """An auction of ``listing_id`` the seller opens at ``now``, ending ``hours`` later (the
+        rest of ``draft`` as ``AuctionDraft`` takes it): its id."""
+        with self.db.write() as s:
+            return auctions.create_auction(
+                s,
+                self.p(self.seller),
+                auctions.AuctionDraft(
+                    listing_id=listing_id,
+                    start_fen=start_fen,
+                    ends_at=now + timedelta(hours=hours),
+                    **draft,
+                ),
+                now=now,
+            ).id
+
     def remaining(self, listing_id: str) -> int | None:
         with self.db.read() as s:
             row = s.get(ExchangeListing, listing_id)
@@ -153,17 +171,7 @@ def isolation_auction(client: Any, owner: Actor, headers: dict[str, str]) -> str
         price_fen=1_000, access={"audience": "parties", "parties": [owner.party_id]}
     )
     fund(db, owner.party_id, 100_000)
-    now = datetime.now(UTC)
-    with db.write() as s:
-        auction = auctions.create_auction(
-            s,
-            world.p(world.seller),
-            auctions.AuctionDraft(
-                listing_id=listing_id, start_fen=1_000, ends_at=now + timedelta(hours=1)
-            ),
-            now=now,
-        )
-        return auction.id
+    return world.auction(listing_id, start_fen=1_000, now=datetime.now(UTC))
 
 
 def _seller_auction(client: Any, owner: Actor, *, ended: bool) -> str:

@@ -1,11 +1,14 @@
 """Registry test helpers: principals, a scanned data set version, assets and applications on a
-fixed clock (``TODAY`` is a working Monday of a year the holiday calendar covers)."""
+fixed clock (``TODAY`` is a working Monday of a year the holiday calendar covers), and a rival's
+certified objection registration (异议登记) that puts a right under dispute (``object_to``)."""
 
 from __future__ import annotations
 
 import io
 from datetime import date
 from typing import Any
+
+from factories import make_actor
 
 from datafactor import dataplane
 from datafactor.dataplane import DatasetDraft
@@ -26,6 +29,12 @@ POWER = (
     "日期,站点,用电量千瓦时\n"
     + "".join(f"2025-01-{1 + i % 28:02d},站{i % 7},{1000 + i}\n" for i in range(40))
 ).encode()
+
+OBJECTION_GROUNDS: dict[str, Any] = {
+    "grounds": ("title_dispute",),
+    "statement": "该产品的源数据由我方采集，有采集合同为证",
+    "evidence": ("contract-2025-88.pdf",),
+}
 
 SCOPE: dict[str, Any] = {
     "purposes": ["industry", "research"],
@@ -147,3 +156,23 @@ def load_rules() -> Any:
     from datafactor.registry import load_registry_rules
 
     return load_registry_rules()
+
+
+def object_to(
+    db: Database,
+    registrar: Principal,
+    issuer: registry.Issuer,
+    *,
+    asset_id: str,
+    right_id: str,
+    on: date,
+) -> str:
+    """A rival's (南宁数据采集公司) objection registration on ``right_id`` of ``asset_id``,
+    submitted on ``on`` and certified by ``registrar`` the same day: its id."""
+    rival = principal(db, make_actor(db, name="南宁数据采集公司"))
+    draft = registry.ApplicationDraft(
+        type=RegistrationType.OBJECTION, asset_id=asset_id, right_id=right_id, **OBJECTION_GROUNDS
+    )
+    app_id, _, day = drive_to_certified(db, rival, registrar, draft, issuer, on)
+    assert day == on  # no public notice: the dispute holds from the day it is registered
+    return app_id

@@ -11,26 +11,20 @@ from __future__ import annotations
 
 import itertools
 import re
-from datetime import timedelta
 
 import pytest
+import registry_support
 from auctions_support import TradeWorld, trade_world
-from factories import bearer, console_login, make_actor
-from registry_support import drive_to_certified, principal
+from factories import bearer, console_login
+from registry_support import principal
 
 from datafactor import registry
 from datafactor.db import Database, today_cn, utcnow
-from datafactor.exchange import auctions, negotiation, orders
-from datafactor.registry import RegistrationType
+from datafactor.exchange import negotiation, orders
 from datafactor.registry import services as registry_services
 from datafactor.settings import Settings
 
 EN = {"Accept-Language": "en"}
-GROUNDS = {
-    "grounds": ("title_dispute",),
-    "statement": "该产品的源数据由我方采集，有采集合同为证",
-    "evidence": ("contract-2025-88.pdf",),
-}
 NOTICE_EN = "The title to this product is disputed"
 _keys = itertools.count()
 
@@ -42,22 +36,14 @@ def tw(db: Database, settings: Settings) -> TradeWorld:
 
 def object_to(tw: TradeWorld) -> str:
     """A rival's objection registration on the listed right, certified today: its id."""
-    rival = principal(tw.db, make_actor(tw.db, name="南宁数据采集公司"))
-    draft = registry.ApplicationDraft(
-        type=RegistrationType.OBJECTION,
+    return registry_support.object_to(
+        tw.db,
+        tw.p(tw.operator),
+        registry.issuer_for(tw.settings),
         asset_id=tw.product.asset_id,
         right_id=tw.product.right_id,
-        **GROUNDS,
+        on=today_cn(),
     )
-    app_id, _, _ = drive_to_certified(
-        tw.db,
-        rival,
-        principal(tw.db, tw.operator),
-        draft,
-        registry.issuer_for(tw.settings),
-        today_cn(),
-    )
-    return app_id
 
 
 def lift(tw: TradeWorld, app_id: str) -> None:
@@ -165,15 +151,7 @@ def test_the_auction_and_negotiation_pages_disable_their_forms_while_disputed(cl
         negotiation.make_offer(
             s, tw.p(tw.seller), negotiation_id, negotiation.Terms(price_fen=9_000), now=now
         )
-    with db.write() as s:
-        auction_id = auctions.create_auction(
-            s,
-            tw.p(tw.seller),
-            auctions.AuctionDraft(
-                listing_id=listing_id, start_fen=10_000, ends_at=now + timedelta(hours=2)
-            ),
-            now=now,
-        ).id
+    auction_id = tw.auction(listing_id, start_fen=10_000, now=now, hours=2)
     auction_page, negotiation_page = (
         f"/exchange/auctions/{auction_id}",
         f"/exchange/negotiations/{negotiation_id}",

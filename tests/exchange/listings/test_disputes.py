@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from factories import make_actor
 from orders_support import NOW, Market, balances, make_market
-from registry_support import drive_to_certified, principal
+from registry_support import OBJECTION_GROUNDS, drive_to_certified, object_to, principal
 
 from datafactor import registry
 from datafactor.db import Database
@@ -28,11 +28,6 @@ from datafactor.registry import services as registry_services
 from datafactor.settings import Settings
 
 DAY = NOW.date()  # a Thursday
-GROUNDS = {
-    "grounds": ("title_dispute",),
-    "statement": "该产品的源数据由我方采集，有采集合同为证",
-    "evidence": ("contract-2025-88.pdf",),
-}
 _keys = itertools.count()
 
 
@@ -65,14 +60,8 @@ def orm_check(market: Market, buyer, listing_id: str, on: date = DAY) -> None:  
 
 def objection_on(market: Market, issuer, right_id: str, asset_id: str, *, on: date = DAY) -> str:  # type: ignore[no-untyped-def]
     """An objection registration by a rival on ``right_id``, certified on ``on``: its id."""
-    rival = principal(market.db, make_actor(market.db, name="南宁数据采集公司"))
-    draft = registry.ApplicationDraft(
-        type=RegistrationType.OBJECTION, asset_id=asset_id, right_id=right_id, **GROUNDS
-    )
     registrar = principal(market.db, market.operator)
-    app_id, _, day = drive_to_certified(market.db, rival, registrar, draft, issuer, on)
-    assert day == on
-    return app_id
+    return object_to(market.db, registrar, issuer, asset_id=asset_id, right_id=right_id, on=on)
 
 
 def test_an_objection_registration_stops_orders_until_it_is_lifted(market, issuer, db):
@@ -175,15 +164,7 @@ def test_agreement_acceptances_and_bids_wait_for_the_dispute_to_close(db, settin
         negotiation.make_offer(
             s, world.p(world.seller), n.id, negotiation.Terms(price_fen=9_000), now=NOW
         )
-    with db.write() as s:
-        auction = auctions.create_auction(
-            s,
-            world.p(world.seller),
-            auctions.AuctionDraft(
-                listing_id=listing_id, start_fen=10_000, ends_at=NOW + timedelta(hours=2)
-            ),
-            now=NOW,
-        )
+    auction_id = world.auction(listing_id, start_fen=10_000, now=NOW, hours=2)
     negotiation.open_accounts(db, [buyer.party_id])
     auctions.open_accounts(db, [bidder.party_id])
 
@@ -194,18 +175,18 @@ def test_agreement_acceptances_and_bids_wait_for_the_dispute_to_close(db, settin
     def bid():  # type: ignore[no-untyped-def]
         with db.write() as s:
             return auctions.place_bid(
-                s, world.p(bidder), auction.id, 10_000, key=f"b-{next(_keys)}", now=NOW
+                s, world.p(bidder), auction_id, 10_000, key=f"b-{next(_keys)}", now=NOW
             )
 
-    rival = principal(db, make_actor(db, name="南宁数据采集公司"))
     registrar = principal(db, world.operator)
-    draft = registry.ApplicationDraft(
-        type=RegistrationType.OBJECTION,
+    app_id = object_to(
+        db,
+        registrar,
+        issuer,
         asset_id=world.product.asset_id,
         right_id=world.product.right_id,
-        **GROUNDS,
+        on=DAY,
     )
-    app_id, _, _ = drive_to_certified(db, rival, registrar, draft, issuer, DAY)
     for call in (accept, bid):
         refused = refusal(call)
         assert (refused.status, refused.params["rule"]) == (409, "EXC-LST-DISPUTE"), refused
@@ -253,9 +234,7 @@ def test_an_undecided_objection_to_an_application_on_the_product_stops_orders(ma
             s,
             rival,
             app_id,
-            registry_services.ObjectionDraft(
-                GROUNDS["grounds"], GROUNDS["statement"], GROUNDS["evidence"]
-            ),
+            registry_services.ObjectionDraft(**OBJECTION_GROUNDS),
             today=DAY,
         ).id
     refused = refusal(lambda: order(market, buyer, listing_id))
