@@ -2,26 +2,28 @@
 escrow and the contract is generated from the listing — in one transaction (docs/exchange.md,
 "Mall orders").
 
-``place_order`` is the whole trade's write path: the ``Idempotency-Key`` is looked up in the
-buyer's scope (the same key and body answer the same order: nothing is frozen or taken again;
-the same key with another body is refused, 409); the listing is loaded and row-locked by
-``listings.tradable_listing`` (which refuses what may not be bought now and by whom); the
-licences are taken under that lock (``listings.take_quantity``: exactly N orders get N
-licences however many race); the amount is frozen with ``settlement.freeze`` under a key derived
-from the order; the contract is opened by ``contracts.open_contract`` (a mall contract in
-*accepted*, awaiting both signatures, with the listing's policy made an agreement between the
-seller and the buyer); the order is numbered ``GX-DO-<year>-<serial>`` and recorded
-*contracted*; the buyer's audit trail gets the event (the seller's has the contract drawn up
-from it) and the seller is told — all or nothing: any refusal leaves no order, no licence taken
-and nothing frozen.
+``place_order`` is the whole trade's write path: the listing is row-locked and read by
+``listings.trade_listing`` with, once the lock is held, the order the ``Idempotency-Key`` already
+placed in the buyer's scope (the same key and body answer the same order: nothing is frozen or
+taken again; the same key with another body is refused, 409 — also when the listing named does
+not exist); then the checks of ``listings.tradable_listing`` (which refuses what may not be
+bought now and by whom); the licences are taken under that lock (``listings.take_licences``:
+exactly N orders get N licences however many race); the amount is frozen with
+``settlement.freeze`` under a key derived from the order; the contract's and the order's numbers
+are drawn (``serials.take_many``); the contract is drawn up by ``contracts.open_mall_contract`` (a
+mall contract in *accepted*, awaiting both signatures, with the listing's policy made an
+agreement between the seller and the buyer); the order is numbered ``GX-DO-<year>-<serial>`` and
+recorded *contracted*; the buyer's audit trail gets the event (the seller's has the contract
+drawn up from it) and the seller is told — all or nothing: any refusal leaves no order, no
+licence taken and nothing frozen.
 
 Locks are taken in one order by every order — the listing row, then the buyer's balance rows
-(settlement), then the year's contract counter and the audit chain's head (``open_contract``),
-then the year's order counter (which nothing takes before the head) — so concurrent orders queue
-and never deadlock. The counters and the head are held by every trade until it commits: they
-bound the trade rate, so each is taken as late as it can be. A party's money accounts are opened
-by ``open_buyer_accounts`` in a transaction of their own before its first order: opening is
-audited, and an order that locked the head before the counters would reverse the others' order.
+(settlement), then the audit chain's head (held back to the end, ``contracts.audits_last``) — so
+concurrent orders queue and never deadlock; on SQLite also the year's gapless counter rows
+(``exchange.serials``; PostgreSQL draws from sequences, which hold nothing). A party's money
+accounts are opened by ``open_buyer_accounts`` in a transaction of their own before its first
+order: opening is audited, and an order that locked the head before its balances would reverse
+the others' order.
 
 ``cancel_order``: the buyer calls the order off while its contract is not yet signed: the
 licences go back to the listing and the contract is terminated through the contracts module
@@ -435,11 +437,13 @@ def place_order(
     """A mall purchase (see the module's docstring); the order, ``contracted``.
 
     Every trade runs this, so it is written with compiled statements (``fastsql``) rather than
-    the ORM: the listing's lock reads the parties, the registry's revision and the review with
-    it (``listings.trade_listing``, whose registry checks are cached by that revision), the
-    escrow takes the buyer's balance rows in one statement, and the contract, the order, the
-    messages and the audit events are plain inserts. The rows, locks (in the same order),
-    refusals and audit events are the ones the ORM path wrote."""
+    the ORM: the listing's lock and, after it, one statement reading the parties, the
+    registry's revision, the review and the key's order (``listings.trade_listing``, whose
+    registry checks are cached by that revision); the escrow takes the buyer's balance rows in
+    one statement and posts in one more on PostgreSQL; both numbers come in one statement; the
+    contract, the order and the messages are one insert on PostgreSQL, the audit events
+    another. The rows, locks (in the same order), refusals and audit events are the ones the
+    ORM path wrote."""
     _require_buyer(session, principal)
     quantity = check_quantity(quantity)
     key = check_key(key)
