@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from factories import make_actor
+from settlement_support import assert_balanced
 from sqlalchemy import func, select
 
 from datafactor.db import Database
@@ -20,7 +21,6 @@ from datafactor.settlement import (
     InsufficientFunds,
     LineKind,
     Payout,
-    books,
     services,
 )
 from datafactor.settlement.models import SettlementBalance, SettlementJournal
@@ -62,12 +62,6 @@ def available(db: Database, party: str) -> tuple[int, int]:
         accounts = services.party_accounts(s, [party])[party]
         get = lambda kind: s.get(SettlementBalance, accounts[kind]).balance_fen  # type: ignore[union-attr]  # noqa: E731
         return get(services.AccountKind.AVAILABLE), get(services.AccountKind.FROZEN)
-
-
-def assert_balanced(db: Database) -> None:
-    with books.snapshot(db) as s:
-        report, _ = books.reconcile(s)
-    assert report.balanced, report.as_dict()["problems"]
 
 
 def test_a_hundred_freezes_of_100_fen_on_1000_fen_exactly_ten_succeed(wide, fund):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import pytest
 from factories import make_actor
+from settlement_support import assert_balanced, balances
 from sqlalchemy import event
 
 from datafactor.db import Database
 from datafactor.fastsql import Rows
 from datafactor.identity import PartyKind
-from datafactor.settlement import Instruction, LineKind, Payout, books, services
-from datafactor.settlement.models import SettlementBalance, SettlementHold, SettlementJournal
+from datafactor.settlement import Instruction, LineKind, Payout, services
+from datafactor.settlement.models import SettlementHold, SettlementJournal
 from datafactor.settlement.services import JournalRecord
 
 PAYOUT, FEE, TREASURY, COMMISSION, SHARE = (
@@ -25,21 +26,6 @@ PAYOUT, FEE, TREASURY, COMMISSION, SHARE = (
     LineKind.COMMISSION,
     LineKind.SHARE,
 )
-
-
-def _balances(db: Database, party: str) -> dict[str, int]:
-    with db.read() as s:
-        accounts = services.party_accounts(s, [party])[party]
-        return {
-            kind.value: s.get(SettlementBalance, account).balance_fen  # type: ignore[union-attr]
-            for kind, account in accounts.items()
-        }
-
-
-def _assert_balanced(db: Database) -> None:
-    with books.snapshot(db) as s:
-        report, _ = books.reconcile(s)
-    assert report.balanced and report.sum_fen == 0, report.as_dict()["problems"][:5]
 
 
 def _lines(record: JournalRecord) -> list[tuple[str, int, str, int, int]]:
@@ -87,9 +73,9 @@ def test_a_capture_with_many_payees_pays_each_and_replays_the_same_lines(db, fun
     ]
     seller_lines = [x for x in paid.journal.lines if x.party_id == seller]
     assert [(x.seq, x.balance_after_fen) for x in seller_lines] == [(1, 30_000), (2, 34_000)]
-    assert _balances(db, buyer) == {"available": 62_000, "frozen": 0}
-    assert _balances(db, seller)["available"] == 34_000
-    assert _balances(db, broker)["available"] == 2_000
+    assert balances(db, buyer) == {"available": 62_000, "frozen": 0}
+    assert balances(db, seller)["available"] == 34_000
+    assert balances(db, broker)["available"] == 2_000
     with db.write() as s:
         again = services.capture(s, hold, split, key="c", actor="x", release_remainder=True)
     assert again.replayed and again.journal.id == paid.journal.id
@@ -104,11 +90,11 @@ def test_a_capture_with_many_payees_pays_each_and_replays_the_same_lines(db, fun
             actor="x",
         )
     assert sum(x.amount_fen for x in refunded.journal.lines) == 0
-    assert _balances(db, buyer) == {"available": 77_500, "frozen": 0}
-    assert _balances(db, seller)["available"] == 20_000
+    assert balances(db, buyer) == {"available": 77_500, "frozen": 0}
+    assert balances(db, seller)["available"] == 20_000
     with db.read() as s:
         assert services.hold_of(s, hold)["remaining_fen"] == 0
-    _assert_balanced(db)
+    assert_balanced(db)
 
 
 @pytest.mark.parametrize("payees", [Rows.MAX_ROWS - 2, Rows.MAX_ROWS - 1])
@@ -135,13 +121,13 @@ def test_a_capture_of_up_to_and_beyond_one_statements_lines_posts_all(db, fund, 
     one_statement = any(x.startswith("WITH j AS") for x in statements)
     assert one_statement == (not db.is_sqlite and payees + 2 <= Rows.MAX_ROWS)
     total = sum(p.amount_fen for p in split)
-    assert _balances(db, buyer) == {"available": 1_000_000 - total, "frozen": 0}
+    assert balances(db, buyer) == {"available": 1_000_000 - total, "frozen": 0}
     for i, seller in enumerate(sellers):
-        assert _balances(db, seller)["available"] == 100 * (i + 1)
+        assert balances(db, seller)["available"] == 100 * (i + 1)
     with db.write() as s:
         again = services.capture(s, hold, split, key="c", actor="x", release_remainder=True)
     assert _lines(again.journal) == _lines(paid.journal)
-    _assert_balanced(db)
+    assert_balanced(db)
 
 
 def test_several_postings_in_one_transaction_build_on_each_other(db, fund):
@@ -154,11 +140,11 @@ def test_several_postings_in_one_transaction_build_on_each_other(db, fund):
         services.refund(s, paid.journal.id, [Payout(PAYOUT, 1_500, seller)], key="b", actor="x")
         services.freeze(s, buyer, 2_000, "order:2", key="f2", actor="x")
         services.withdraw_funds(s, seller, 2_500, key="w", actor="x")
-    assert _balances(db, buyer) == {"available": 4_500, "frozen": 3_000}
-    assert _balances(db, seller) == {"available": 0, "frozen": 0}
+    assert balances(db, buyer) == {"available": 4_500, "frozen": 3_000}
+    assert balances(db, seller) == {"available": 0, "frozen": 0}
     with db.read() as s:
         assert services.hold_of(s, hold)["remaining_fen"] == 1_000
-    _assert_balanced(db)
+    assert_balanced(db)
 
 
 def test_a_batch_with_one_new_capture_posts_it_with_its_batch(db, fund):
@@ -173,6 +159,6 @@ def test_a_batch_with_one_new_capture_posts_it_with_its_batch(db, fund):
     with db.read() as s:
         journal = s.get(SettlementJournal, result.journal_ids[0])
         assert journal is not None and journal.batch_id == result.batch_id
-    assert _balances(db, buyer) == {"available": 500, "frozen": 0}
-    assert _balances(db, seller)["available"] == 9_000
-    _assert_balanced(db)
+    assert balances(db, buyer) == {"available": 500, "frozen": 0}
+    assert balances(db, seller)["available"] == 9_000
+    assert_balanced(db)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from factories import make_actor
+from settlement_support import assert_balanced, balances
 from sqlalchemy import select, text, update
 
 from datafactor.db import Database
@@ -39,15 +40,6 @@ PAYOUT, FEE, TREASURY, COMMISSION, SHARE = (
 )
 
 
-def balances(db: Database, party_id: str) -> dict[str, int]:
-    with db.read() as s:
-        accounts = services.party_accounts(s, [party_id])[party_id]
-        return {
-            kind.value: s.get(SettlementBalance, account_id).balance_fen  # type: ignore[union-attr]
-            for kind, account_id in accounts.items()
-        }
-
-
 def system(db: Database) -> dict[str, int]:
     """The exchange's accounts' balances, sub-accounts added up (``sys:fee-income`` …)."""
     out: dict[str, int] = {}
@@ -61,13 +53,6 @@ def system(db: Database) -> dict[str, int]:
             base = ":".join(account.split(":")[:2])
             out[base] = out.get(base, 0) + balance
     return out
-
-
-def assert_balanced(db: Database) -> None:
-    with books.snapshot(db) as s:
-        report, _ = books.reconcile(s)
-    assert report.balanced, report.as_dict()["problems"]
-    assert report.sum_fen == 0
 
 
 def freeze(db: Database, party: str, amount: int, key: str, reference: str = "order:1") -> str:

@@ -5,6 +5,8 @@ registry's maker of an order owned by a buyer (``isolation_order``)."""
 from __future__ import annotations
 
 import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +17,8 @@ from sqlalchemy import select
 
 from datafactor import registry
 from datafactor.db import Database
-from datafactor.exchange import listings
+from datafactor.errors import DomainError
+from datafactor.exchange import listings, orders
 from datafactor.exchange.models import ExchangeListing
 from datafactor.identity.models import Party, User
 from datafactor.identity.services import principal_for
@@ -114,3 +117,22 @@ def isolation_order(client: Any, owner: Actor, headers: dict[str, str]) -> str:
     )
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
+
+
+def race(db: Database, calls: list[tuple[Principal, str, int, str]]) -> list[object]:
+    """Run ``place_order`` calls — (principal, listing id, quantity, key) — at once, one thread
+    and transaction each, released together by a barrier: each call's ``Placed`` or the refusal
+    it got."""
+    barrier = threading.Barrier(len(calls))
+
+    def one(call: tuple[Principal, str, int, str]) -> object:
+        principal, listing_id, quantity, key = call
+        barrier.wait()
+        try:
+            with db.write() as s:
+                return orders.place_order(s, principal, listing_id, quantity, key=key, now=NOW)
+        except DomainError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(one, calls))

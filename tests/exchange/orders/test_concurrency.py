@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from factories import make_actor
-from orders_support import NOW, balances
+from orders_support import NOW, balances, race
 from sqlalchemy import func, select, text
 
 from datafactor import audit
@@ -27,24 +26,6 @@ LICENCES = 10
 PRICE = 2_500
 
 
-def _race(db: Database, calls: list[tuple]) -> list[object]:  # type: ignore[type-arg]
-    """Run ``place_order`` calls at once, one thread and transaction each; each call's order
-    or the refusal it got."""
-    barrier = threading.Barrier(len(calls))
-
-    def one(call: tuple) -> object:  # type: ignore[type-arg]
-        principal, listing_id, quantity, key = call
-        barrier.wait()
-        try:
-            with db.write() as s:
-                return orders.place_order(s, principal, listing_id, quantity, key=key, now=NOW)
-        except DomainError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(one, calls))
-
-
 def _racing_db(db: Database) -> Database:
     return Database(db.url, pool_size=24)
 
@@ -56,7 +37,7 @@ def test_a_hundred_buyers_for_ten_licences(db, market):
     try:
         for principal in buyers:  # as the entry points do before an order
             orders.open_buyer_accounts(racing, principal)
-        outcomes = _race(racing, [(p, listing_id, 1, f"buy-{p.party_id}") for p in buyers])
+        outcomes = race(racing, [(p, listing_id, 1, f"buy-{p.party_id}") for p in buyers])
     finally:
         racing.dispose()
     placed = [o for o in outcomes if isinstance(o, orders.Placed)]
@@ -93,7 +74,7 @@ def test_twins_of_one_request_place_one_order(db, market):
     racing = _racing_db(db)
     try:
         orders.open_buyer_accounts(racing, principal)
-        outcomes = _race(racing, [(principal, listing_id, 2, "twin")] * 12)
+        outcomes = race(racing, [(principal, listing_id, 2, "twin")] * 12)
     finally:
         racing.dispose()
     assert all(isinstance(o, orders.Placed) for o in outcomes), outcomes
@@ -110,7 +91,7 @@ def test_one_key_for_different_listings_at_once_places_one_order(db, market):
     racing = _racing_db(db)
     try:
         orders.open_buyer_accounts(racing, principal)
-        outcomes = _race(racing, [(principal, listing, 1, "one-key") for listing in listings])
+        outcomes = race(racing, [(principal, listing, 1, "one-key") for listing in listings])
     finally:
         racing.dispose()
     placed = [o for o in outcomes if isinstance(o, orders.Placed)]

@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from orders_support import NOW, balances
+from orders_support import NOW, balances, race
 from sqlalchemy import func, select, text
 
 from datafactor.db import Database
@@ -21,22 +21,6 @@ from datafactor.identity.models import Party
 from datafactor.settlement import books
 
 PRICE = 2_500
-
-
-def _race(db: Database, calls: list[tuple]) -> list[object]:  # type: ignore[type-arg]
-    barrier = threading.Barrier(len(calls))
-
-    def one(call: tuple) -> object:  # type: ignore[type-arg]
-        principal, listing_id, quantity, key = call
-        barrier.wait()
-        try:
-            with db.write() as s:
-                return orders.place_order(s, principal, listing_id, quantity, key=key, now=NOW)
-        except DomainError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(one, calls))
 
 
 @pytest.mark.parametrize("terms", [{"price_fen": PRICE}, {"price_model": "free", "price_fen": 0}])
@@ -54,7 +38,7 @@ def test_one_key_raced_over_a_listing_another_and_none_places_one_order(db, mark
     racing = Database(db.url, pool_size=len(calls) + 2)
     try:
         orders.open_buyer_accounts(racing, principal)
-        outcomes = _race(racing, calls)
+        outcomes = race(racing, calls)
     finally:
         racing.dispose()
     placed = [o for o in outcomes if isinstance(o, orders.Placed)]
