@@ -140,6 +140,23 @@ def test_entries_read_back_exactly(db: Database) -> None:
             services.get_entry(session, 4)
 
 
+def test_lookup_by_leaf_hash_finds_the_first_copy_in_any_block_of_the_log(db: Database) -> None:
+    # The index is keyed by blocks of 4,096 indexes: entries in the first, a middle and the
+    # last (partial) block are found; an entry appended twice is found at its first index.
+    with db.read() as session, pytest.raises(NotFound):  # an empty log
+        services.find_by_leaf_hash(session, leaf_hash(b"x"))
+    fill(db, [b"twice", *make_entries(9_000), b"twice", b"last"], batch=5_000)
+    with db.read() as session:
+        assert services.find_by_leaf_hash(session, leaf_hash(b"twice")).index == 0
+        assert services.find_by_leaf_hash(session, leaf_hash(b"last")).index == 9_002
+        for index in (1, 4_095, 4_096, 4_097, 8_192, 9_000):
+            stored = services.get_entry(session, index)
+            found = services.find_by_leaf_hash(session, stored.leaf_hash)
+            assert (found.index, found.entry) == (index, stored.entry)
+        with pytest.raises(NotFound):
+            services.find_by_leaf_hash(session, leaf_hash(b"never appended"))
+
+
 def test_out_of_range_requests_are_refused_with_400(db: Database) -> None:
     fill(db, make_entries(5))
     with db.read() as session:

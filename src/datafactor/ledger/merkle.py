@@ -123,47 +123,61 @@ def batch_inclusion_proofs(
     (what appending a batch computes anyway). Same result as ``inclusion_proof`` for each leaf,
     but by direct addressing instead of the top-down recursion — what an integrator handing
     back hundreds of proofs per commit spends its time on. A path is, from the leaf up: the
-    siblings below the level where the leaf's branch leaves the tree's right edge (``inner``),
-    the hash of the partial subtree to its right there (shared by many leaves: cached), then
-    the left siblings above.
+    siblings below the level ``inner`` where the leaf's branch leaves the tree's right edge,
+    the hash of the partial subtree to its right there, then the left siblings above. Every
+    leaf under one subtree below ``inner`` shares the path from that subtree up, so each such
+    tail is built once, from its parent's, and a leaf's path costs one sibling and a copy.
     """
     if not 0 <= first <= size:
         raise ValueError(f"no leaves {first}..{size - 1} in a tree of size {size}")
-    sha = _sha256
-    right_edges: dict[int, bytes] = {}
-    # Above ``inner`` a leaf's index agrees with ``size`` bit for bit (``inner`` is the highest
-    # bit where they differ), so the left siblings up there depend on ``inner`` alone: cached.
-    uppers: dict[int, list[bytes]] = {}
     height = size.bit_length()
+    # Above ``inner`` a leaf's index agrees with ``size`` bit for bit (``inner`` is the highest
+    # bit where they differ), so its path from ``inner`` up depends on ``inner`` alone.
+    tops: dict[int, tuple[bytes, ...]] = {}
+    # (level, index) of a subtree below its leaves' ``inner`` -> their path from that level up
+    tails: dict[tuple[int, int], tuple[bytes, ...]] = {}
     proofs: list[list[bytes]] = []
     for m in range(first, size):
         inner = (m ^ size).bit_length() - 1
-        path = [known[(level, (m >> level) ^ 1)] for level in range(inner)]
-        end = ((m >> inner) + 1) << inner
-        if end < size:
-            digest = right_edges.get(end)
-            if digest is None:
-                pieces = []
-                position = end
-                for level in range(inner - 1, -1, -1):
-                    if size >> level & 1:
-                        pieces.append(known[(level, position >> level)])
-                        position += 1 << level
-                digest = pieces.pop()
-                while pieces:
-                    digest = sha(b"\x01" + pieces.pop() + digest).digest()
-                right_edges[end] = digest
-            path.append(digest)
-        upper = uppers.get(inner)
-        if upper is None:
-            upper = uppers[inner] = [
-                known[(level, (m >> level) ^ 1)]
-                for level in range(inner + 1, height)
-                if m >> level & 1
-            ]
-        path += upper
-        proofs.append(path)
+        missing: list[tuple[int, int]] = []
+        level = 1
+        while level < inner:
+            tail = tails.get((level, m >> level))
+            if tail is not None:
+                break
+            missing.append((level, m >> level))
+            level += 1
+        else:
+            tail = tops.get(inner)
+            if tail is None:
+                tail = tops[inner] = _path_top(known, m, inner, size, height)
+        for level, index in reversed(missing):
+            tail = tails[(level, index)] = (known[(level, index ^ 1)], *tail)
+        proofs.append([known[(0, m ^ 1)], *tail] if inner else list(tail))
     return proofs
+
+
+def _path_top(
+    known: Mapping[tuple[int, int], bytes], m: int, inner: int, size: int, height: int
+) -> tuple[bytes, ...]:
+    """Leaf ``m``'s path from level ``inner`` up (see ``batch_inclusion_proofs``)."""
+    top: list[bytes] = []
+    end = ((m >> inner) + 1) << inner
+    if end < size:  # the partial subtree right of the leaf's branch: a hash of the right edge
+        pieces = []
+        position = end
+        for level in range(inner - 1, -1, -1):
+            if size >> level & 1:
+                pieces.append(known[(level, position >> level)])
+                position += 1 << level
+        digest = pieces.pop()
+        while pieces:
+            digest = _sha256(b"\x01" + pieces.pop() + digest).digest()
+        top.append(digest)
+    top += [
+        known[(level, (m >> level) ^ 1)] for level in range(inner + 1, height) if m >> level & 1
+    ]
+    return tuple(top)
 
 
 def consistency_proof(reader: HashReader, first_size: int, second_size: int) -> list[bytes]:

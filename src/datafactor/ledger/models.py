@@ -18,16 +18,21 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     SmallInteger,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from datafactor.db import Base, UTCDateTime, utcnow
+
+# Entries are indexed by leaf hash within blocks of 4,096 consecutive indexes.
+LEAF_BLOCK_BITS = 12
 
 # On SQLite an INTEGER PRIMARY KEY is the rowid itself: no second B-tree for the key.
 _Index = BigInteger().with_variant(Integer, "sqlite")
@@ -48,10 +53,16 @@ class LedgerEntry(Base):
     """One leaf of the log: its index, the exact entry bytes and SHA-256(0x00 || entry)."""
 
     __tablename__ = "ledger_entry"
+    # Lookup by leaf hash, keyed first by the entry's block of 2**LEAF_BLOCK_BITS indexes, so a
+    # batch's index rows go to the few pages of the current block instead of one random page of
+    # a log-sized B-tree each (see ``services.find_by_leaf_hash`` and migration 0020).
+    __table_args__ = (
+        Index("ix_ledger_entry_leaf_bucket", text(f"(idx >> {LEAF_BLOCK_BITS})"), "leaf_hash"),
+    )
 
     idx: Mapped[int] = mapped_column(_Index, primary_key=True, autoincrement=False)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
-    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
 class LedgerNode(Base):

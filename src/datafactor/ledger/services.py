@@ -27,10 +27,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Select, event, func, insert, or_, select
+from sqlalchemy import Select, event, func, insert, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -48,6 +49,7 @@ from datafactor.ledger.merkle import (
     verify_consistency,
 )
 from datafactor.ledger.models import (
+    LEAF_BLOCK_BITS,
     LedgerAlert,
     LedgerCheckpoint,
     LedgerCosignature,
@@ -347,7 +349,7 @@ def append_many(session: Session, entries: Sequence[bytes]) -> list[int]:
     return list(range(batch.start, batch.start + len(batch.leaves)))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: an integrator makes one per entry, and that costs 2×
 class Appended:
     """An appended entry with its inclusion proof in the tree as it stands after its batch."""
 
@@ -376,13 +378,15 @@ Frontier = tuple[int, list[tuple[int, int, bytes]]]
 def append_group(
     session: Session, entries: Sequence[bytes], *, proofs: bool, frontier: Frontier | None = None
 ) -> tuple[list[Appended] | list[int], Frontier | None]:
-    """The integrator's group commit: ``append_with_proofs`` (``proofs``) or ``append_many``.
+    """The integrator's group commit: ``append_with_proofs`` (``proofs``) or ``append_many``,
+    of ``entries`` that each went through ``_check_entry`` already (as the integrator's queue
+    does).
 
     Also returns the frontier of the tree the batch leaves, which the caller may hand back as
     ``frontier`` for its next batch once this one committed: it is used only if the head still
     has that size (nobody appended in between), and saves reading it again.
     """
-    batch = _append(session, entries, frontier)
+    batch = _append(session, entries, frontier, checked=True)
     if batch is None:
         return [], frontier
     results: list[Appended] | list[int] = (
@@ -394,14 +398,11 @@ def append_group(
 def _prove_batch(batch: _Batch) -> list[Appended]:
     start, leaves = batch.start, batch.leaves
     size = start + len(leaves)
-    known = {(level, index): digest for level, index, digest in batch.frontier}
-    known.update(((0, start + k), digest) for k, digest in enumerate(leaves))
-    known.update(((level, index), digest) for level, index, digest in batch.nodes)
+    known = dict(zip(zip(repeat(0), range(start, size)), leaves, strict=True))
+    for level, index, digest in chain(batch.frontier, batch.nodes):
+        known[level, index] = digest
     proofs = batch_inclusion_proofs(known, start, size)
-    return [
-        Appended(start + k, size, digest, proof)
-        for k, (digest, proof) in enumerate(zip(leaves, proofs, strict=True))
-    ]
+    return list(map(Appended, range(start, size), repeat(size), leaves, proofs))
 
 
 @dataclass(frozen=True)
@@ -436,15 +437,20 @@ def _locked_size(session: Session) -> int:
 
 
 def _append(
-    session: Session, entries: Sequence[bytes], known_frontier: Frontier | None = None
+    session: Session,
+    entries: Sequence[bytes],
+    known_frontier: Frontier | None = None,
+    *,
+    checked: bool = False,
 ) -> _Batch | None:
     """Write the batch (see ``_Batch``); None if it is empty.
 
     ``known_frontier`` is a frontier the caller already holds (the integrator keeps the one its
     last committed batch left): used when the locked head still has its size, which means nobody
-    appended since, so the read is saved.
+    appended since, so the read is saved. ``checked``: every entry already went through
+    ``_check_entry`` (the integrator checks each as it is queued).
     """
-    raws = [_check_entry(e) for e in entries]
+    raws = entries if checked else [_check_entry(e) for e in entries]
     if not raws:
         return None
     cursor, ph = _cursor(session)
@@ -578,14 +584,31 @@ def recent_entries(session: Session, count: int = 20) -> list[StoredEntry]:
     return list(reversed(list_entries(session, start, max(1, min(count, MAX_PAGE)))))
 
 
+# One index seek per block of 2**LEAF_BLOCK_BITS entries (the index is keyed (block, leaf hash));
+# the literal shift must match the index's expression for the database to use it.
+_FIND_BY_LEAF_HASH: Final = text(  # a constant shift; every value is bound
+    "WITH RECURSIVE block(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM block WHERE k < :last) "  # noqa: S608
+    "SELECT e.idx, e.entry, e.leaf_hash FROM block CROSS JOIN ledger_entry AS e "
+    f"WHERE (e.idx >> {LEAF_BLOCK_BITS}) = block.k AND e.leaf_hash = :digest AND e.idx < :size "
+    "ORDER BY e.idx LIMIT 1"
+)
+
+
 def find_by_leaf_hash(session: Session, digest: bytes) -> StoredEntry:
-    """The first entry whose leaf hash is ``digest``."""
-    row = session.execute(
-        select(LedgerEntry.idx, LedgerEntry.entry, LedgerEntry.leaf_hash)
-        .where(LedgerEntry.leaf_hash == digest, LedgerEntry.idx < tree_size(session))
-        .order_by(LedgerEntry.idx)
-        .limit(1)
-    ).first()
+    """The first entry whose leaf hash is ``digest``.
+
+    Costs one index seek per 4,096 entries of the log (about 250 at 10^6 entries, 2,500 at
+    10^7): the price of appends that write only the current block's index pages.
+    """
+    size = tree_size(session)
+    row = (
+        session.execute(
+            _FIND_BY_LEAF_HASH,
+            {"last": (size - 1) >> LEAF_BLOCK_BITS, "digest": digest, "size": size},
+        ).first()
+        if size
+        else None
+    )
     if row is None:
         raise NotFound(N_("No ledger entry has this leaf hash."))
     return StoredEntry(row[0], bytes(row[1]), bytes(row[2]))
