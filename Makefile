@@ -72,8 +72,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Test processes (pytest-xdist workers): one per core, at most 4. They share one PostgreSQL server;
+# the Spark and MariaDB tests each run in one worker (tests/conftest.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
+
 test: install system-deps lint typecheck
-	$(BIN)/python -m pytest -q -m "not soak" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not soak" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 bench: install system-deps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -8,14 +8,20 @@ skipped PostgreSQL, browser or Spark test fails the run: they must never silentl
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("DATAFACTOR_PASSWORD_HASH_PROFILE", "test")
+# The command line's rich consoles take their width when ``datafactor.cli`` is imported (at
+# collection): wide enough that tables do not fold, with a terminal or without (a test worker).
+os.environ["COLUMNS"] = "250"
 
 from factories import Actor, make_actor
 from fastapi.testclient import TestClient
@@ -42,6 +48,51 @@ def pytest_configure(config: pytest.Config) -> None:
     hypothesis_settings.load_profile("ci" if IN_CI else "dev")
 
 
+# ------------------------------------------------------------------------- pytest-xdist workers
+# ``make test`` runs the suite in pytest-xdist worker processes, one per core. They share one
+# PostgreSQL server (``pg_server``: a folder the controller makes and removes, named to each
+# worker), and the tests of each engine that is one per test run — the Spark session, the
+# MariaDB server — are all sent to one worker (``xdist_group``, with ``--dist loadgroup``).
+
+_ONE_WORKER_GROUPS = ("spark", "mysql")
+
+
+def _xdist_shared(config: pytest.Config) -> Path | None:
+    workerinput = getattr(config, "workerinput", None)
+    return Path(workerinput["df_shared"]) if workerinput and "df_shared" in workerinput else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
+    config = node.config
+    if not hasattr(config, "_df_shared"):
+        config._df_shared = Path(tempfile.mkdtemp(prefix="df-xdist-"))
+    node.workerinput["df_shared"] = str(config._df_shared)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shared: Path | None = getattr(config, "_df_shared", None)
+    if shared is None:
+        return
+    info = shared / "pg.json"
+    if info.exists():
+        PgServer.attach(json.loads(info.read_text())).stop()
+    shutil.rmtree(shared, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        for group in _ONE_WORKER_GROUPS:
+            if item.get_closest_marker(group) is not None or (
+                group == "spark" and "spark_root" in getattr(item, "fixturenames", ())
+            ):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     guarded = ("postgresql", "browser", "spark", "mysql")
     if report.skipped and any(m in report.keywords for m in guarded):
@@ -65,8 +116,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
 # ------------------------------------------------------------------------------------- databases
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
+def _start_pg_server() -> PgServer:
     try:
         server = PgServer().start()
     except (FileNotFoundError, OSError) as exc:
@@ -74,9 +124,33 @@ def pg_server() -> Iterator[PgServer]:
     try:
         server.execute("CREATE DATABASE df_template")
         upgrade(server.url("df_template"))
-        yield server
-    finally:
+    except BaseException:
         server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
+    shared = _xdist_shared(request.config)
+    if shared is None:  # one test process: its own server
+        server = _start_pg_server()
+        try:
+            yield server
+        finally:
+            server.stop()
+        return
+    # pytest-xdist workers share one server: the first to need it starts it and migrates the
+    # template under a file lock, the others attach; the controller stops it at the end.
+    with (shared / "pg.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        info = shared / "pg.json"
+        if info.exists():
+            server = PgServer.attach(json.loads(info.read_text()))
+        else:
+            server = _start_pg_server()
+            info.write_text(json.dumps(server.describe()))
+    yield server
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +218,7 @@ def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def run(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
     """``run("exchange", "listings", "--json")``: the ``datafactor`` CLI on the test's database
-    (its var folder in the test's tmp_path, wide enough that tables do not wrap)."""
+    (its var folder in the test's tmp_path)."""
     from typer.testing import CliRunner
 
     from datafactor.cli import app as cli
@@ -152,7 +226,6 @@ def run(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: 
 
     monkeypatch.setenv("DATAFACTOR_DATABASE_URL", db_url)
     monkeypatch.setenv("DATAFACTOR_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("COLUMNS", "250")
     get_settings.cache_clear()
     runner = CliRunner()
 

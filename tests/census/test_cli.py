@@ -28,7 +28,6 @@ def run(db_url, monkeypatch, settings):
     monkeypatch.setenv("DATAFACTOR_SOURCE_ALLOW_SQLITE", "true")
     monkeypatch.setenv("DATAFACTOR_ENVIRONMENT", "test")
     monkeypatch.setenv("DATAFACTOR_CENSUS_SAMPLE_ROWS", "500")
-    monkeypatch.setenv("COLUMNS", "200")  # rich folds a wide table to the terminal
     get_settings.cache_clear()
     runner = CliRunner()
 

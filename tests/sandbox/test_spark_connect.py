@@ -115,8 +115,8 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         close_spark_connect()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
+        try:  # a throwaway server: a few seconds to stop cleanly (it can take 30), then killed
+            server.wait(timeout=5)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(server.pid, signal.SIGKILL)

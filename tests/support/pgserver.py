@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -98,6 +99,22 @@ class PgServer:
             "start",
         )
         return self
+
+    def describe(self) -> dict[str, str | int]:
+        """What another process needs to ``attach`` to this running server."""
+        return {"bindir": str(self.bindir), "port": self.port, "base": str(self.base)}
+
+    @classmethod
+    def attach(cls, info: dict[str, str | int]) -> PgServer:
+        """A handle on a server another process started (``describe``); ``stop`` stops it."""
+        server = cls.__new__(cls)
+        server.bindir = Path(str(info["bindir"]))
+        server.durable = False
+        server.port = int(info["port"])
+        server.base = Path(str(info["base"]))
+        server.datadir = server.base / "data"
+        server._as_postgres = os.geteuid() == 0
+        return server
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
@@ -186,8 +203,15 @@ class DatabasePool:
         if self.free:
             return self.free.pop()
         name = next(self._names)
-        self.server.execute(f"CREATE DATABASE {name} TEMPLATE {self.template}")
-        return name
+        for attempt in range(200):
+            try:
+                self.server.execute(f"CREATE DATABASE {name} TEMPLATE {self.template}")
+                return name
+            except psycopg.errors.ObjectInUse:
+                # Another test process (pytest-xdist worker) is reading the template this
+                # moment (``DatabasePool.__init__``); copying needs it to itself for a while.
+                time.sleep(0.01 * (attempt + 1))
+        raise RuntimeError(f"the template database {self.template} stayed in use")
 
     def give_back(self, name: str) -> None:
         try:
