@@ -73,11 +73,13 @@ typecheck: install
 	$(BIN)/mypy
 
 # Test processes (pytest-xdist workers): one per core, at most 4. They share one PostgreSQL server;
-# the Spark and MariaDB tests each run in one worker (tests/conftest.py). TEST_WORKERS=0: one process.
+# the Spark and MariaDB tests each run in one worker (tests/support/xdist_groups.py). A worker that
+# dies fails the run (no restart: pytest-xdist 3.8 can hang rescheduling its tests). TEST_WORKERS=0:
+# one process.
 TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
 
 test: install system-deps lint typecheck
-	$(BIN)/python -m pytest -q -m "not soak" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not soak" -n $(TEST_WORKERS) --dist loadgroup --max-worker-restart=0 $(PYTEST_ARGS)
 
 bench: install system-deps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -12,7 +12,6 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +25,7 @@ os.environ["COLUMNS"] = "250"
 from factories import Actor, make_actor
 from fastapi.testclient import TestClient
 from pgserver import DatabasePool, PgServer
+from xdist_groups import shared_dir
 
 from datafactor.db import Database
 from datafactor.identity import PartyKind
@@ -48,49 +48,16 @@ def pytest_configure(config: pytest.Config) -> None:
     hypothesis_settings.load_profile("ci" if IN_CI else "dev")
 
 
-# ------------------------------------------------------------------------- pytest-xdist workers
-# ``make test`` runs the suite in pytest-xdist worker processes, one per core. They share one
-# PostgreSQL server (``pg_server``: a folder the controller makes and removes, named to each
-# worker), and the tests of each engine that is one per test run — the Spark session, the
-# MariaDB server — are all sent to one worker (``xdist_group``, with ``--dist loadgroup``).
-
-_ONE_WORKER_GROUPS = ("spark", "mysql")
-
-
-def _xdist_shared(config: pytest.Config) -> Path | None:
-    workerinput = getattr(config, "workerinput", None)
-    return Path(workerinput["df_shared"]) if workerinput and "df_shared" in workerinput else None
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
-    config = node.config
-    if not hasattr(config, "_df_shared"):
-        config._df_shared = Path(tempfile.mkdtemp(prefix="df-xdist-"))
-    node.workerinput["df_shared"] = str(config._df_shared)
+# ``make test`` runs the suite in pytest-xdist workers; ``xdist_groups`` gives them a shared
+# folder and sends the Spark and MariaDB tests to one worker each.
+pytest_plugins = ["xdist_groups"]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    shared: Path | None = getattr(config, "_df_shared", None)
-    if shared is None:
-        return
-    info = shared / "pg.json"
-    if info.exists():
+    shared = shared_dir(config)
+    info = shared / "pg.json" if shared is not None and not hasattr(config, "workerinput") else None
+    if info is not None and info.exists():  # the controller: stop the workers' server
         PgServer.attach(json.loads(info.read_text())).stop()
-    shutil.rmtree(shared, ignore_errors=True)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        for group in _ONE_WORKER_GROUPS:
-            if item.get_closest_marker(group) is not None or (
-                group == "spark" and "spark_root" in getattr(item, "fixturenames", ())
-            ):
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -132,7 +99,7 @@ def _start_pg_server() -> PgServer:
 
 @pytest.fixture(scope="session")
 def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
-    shared = _xdist_shared(request.config)
+    shared = shared_dir(request.config)
     if shared is None:  # one test process: its own server
         server = _start_pg_server()
         try:

@@ -3,6 +3,7 @@ and documented."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,87 @@ def test_every_cli_command_is_documented():
 
     missing = [c for c in walk(get_command(app), ["datafactor"]) if c not in readme]
     assert not missing, f"undocumented commands: {missing}"
+
+
+# ------------------------------------------------------------------ make test's worker processes
+
+
+def _make_test_options() -> list[str]:
+    """The pytest-xdist options of ``make test`` (the Makefile's test recipe), two workers."""
+    import re
+    import shlex
+
+    recipe = re.search(r"^test:.*\n\t(.*)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert recipe is not None, "no test target in the Makefile"
+    words = shlex.split(recipe.group(1).split("pytest", 1)[1])
+    options: list[str] = []
+    for word in words:
+        if word == "$(TEST_WORKERS)":
+            word = "2"
+        if word.startswith("$(") or word in ("-q", "not soak") or word == "-m":
+            continue
+        options.append(word)
+    return options
+
+
+def _run_make_test_options(tmp_path: Path, test_file: str, timeout: float):  # type: ignore[no-untyped-def]
+    """Run ``test_file`` with make test's options and the suite's xdist plugin (not its conftest,
+    which would start the whole application in each worker)."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n  spark: a Spark test\n")
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["xdist_groups"]\n')
+    (tmp_path / "test_scratch.py").write_text(test_file)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", "pytest.ini"]
+    return subprocess.run(
+        [*command, "--rootdir", str(tmp_path), *_make_test_options(), "test_scratch.py"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "tests" / "support")},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_make_test_keeps_each_xdist_group_on_one_worker(tmp_path: Path) -> None:
+    # Every Spark (and MariaDB) test goes to one worker so that a run starts one Spark session
+    # (tests/support/xdist_groups.py); the other tests spread over both workers.
+    result = _run_make_test_options(
+        tmp_path,
+        "import os\nimport time\nimport pytest\n\n\n"
+        "def note(kind):\n"
+        "    time.sleep(0.2)\n"
+        "    with open(kind + '.txt', 'a') as out:\n"
+        "        out.write(os.environ['PYTEST_XDIST_WORKER'] + '\\n')\n\n\n"
+        "@pytest.mark.spark\n"
+        "@pytest.mark.parametrize('i', range(6))\n"
+        "def test_grouped(i):\n"
+        "    note('spark')\n\n\n"
+        "@pytest.mark.parametrize('i', range(12))\n"
+        "def test_free(i):\n"
+        "    note('free')\n",
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    spark = (tmp_path / "spark.txt").read_text().split()
+    assert len(spark) == 6
+    assert len(set(spark)) == 1, f"one group ran on {sorted(set(spark))}"
+    assert len(set((tmp_path / "free.txt").read_text().split())) == 2
+
+
+def test_make_test_ends_and_fails_when_a_worker_crashes(tmp_path: Path) -> None:
+    # A worker that dies (a segfault in a native engine, the OOM killer) must fail the run, not
+    # leave CI waiting until its job timeout (and the shared PostgreSQL server running).
+    try:
+        result = _run_make_test_options(
+            tmp_path,
+            "import os\nimport pytest\n\n\n"
+            "@pytest.mark.parametrize('i', range(4))\n"
+            "def test_one_crashes(i):\n"
+            "    if i == 1:\n"
+            "        os._exit(3)\n",
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the test run hung after a worker crashed")
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "crashed" in result.stdout
