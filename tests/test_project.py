@@ -91,15 +91,17 @@ def _make_test_options() -> list[str]:
     return options
 
 
-def _run_make_test_options(tmp_path: Path, test_file: str, timeout: float):  # type: ignore[no-untyped-def]
-    """Run ``test_file`` with make test's options and the suite's xdist plugin (not its conftest,
-    which would start the whole application in each worker)."""
+def _run_make_test_options(tmp_path: Path, *test_files: str, timeout: float):  # type: ignore[no-untyped-def]
+    """Run ``test_files`` (as test modules) with make test's options and the suite's xdist plugin
+    (not its conftest, which would start the whole application in each worker)."""
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n  spark: a Spark test\n")
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["xdist_groups"]\n')
-    (tmp_path / "test_scratch.py").write_text(test_file)
+    names = [f"test_scratch_{k}.py" for k in range(len(test_files))]
+    for name, text in zip(names, test_files, strict=True):
+        (tmp_path / name).write_text(text)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", "pytest.ini"]
     return subprocess.run(
-        [*command, "--rootdir", str(tmp_path), *_make_test_options(), "test_scratch.py"],
+        [*command, "--rootdir", str(tmp_path), *_make_test_options(), *names],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT / "tests" / "support")},
         capture_output=True,
@@ -110,29 +112,28 @@ def _run_make_test_options(tmp_path: Path, test_file: str, timeout: float):  # t
 
 
 def test_make_test_keeps_each_xdist_group_on_one_worker(tmp_path: Path) -> None:
-    # Every Spark (and MariaDB) test goes to one worker so that a run starts one Spark session
-    # (tests/support/xdist_groups.py); the other tests spread over both workers.
-    result = _run_make_test_options(
-        tmp_path,
+    # Every Spark (and MariaDB) test goes to one worker so that a run starts one Spark session,
+    # wherever its module is; other tests go with their module (tests/support/xdist_groups.py).
+    note = (
         "import os\nimport time\nimport pytest\n\n\n"
         "def note(kind):\n"
         "    time.sleep(0.2)\n"
         "    with open(kind + '.txt', 'a') as out:\n"
         "        out.write(os.environ['PYTEST_XDIST_WORKER'] + '\\n')\n\n\n"
-        "@pytest.mark.spark\n"
-        "@pytest.mark.parametrize('i', range(6))\n"
-        "def test_grouped(i):\n"
-        "    note('spark')\n\n\n"
-        "@pytest.mark.parametrize('i', range(12))\n"
-        "def test_free(i):\n"
-        "    note('free')\n",
-        timeout=120,
     )
+    modules = [
+        note + f"@pytest.mark.spark\n@pytest.mark.parametrize('i', range(3))\n"
+        f"def test_grouped(i):\n    note('spark')\n\n\n"
+        f"@pytest.mark.parametrize('i', range(4))\ndef test_free(i):\n    note('free{k}')\n"
+        for k in range(4)
+    ]
+    result = _run_make_test_options(tmp_path, *modules, timeout=120)
     assert result.returncode == 0, result.stdout[-2000:]
     spark = (tmp_path / "spark.txt").read_text().split()
-    assert len(spark) == 6
+    assert len(spark) == 12
     assert len(set(spark)) == 1, f"one group ran on {sorted(set(spark))}"
-    assert len(set((tmp_path / "free.txt").read_text().split())) == 2
+    by_module = [set((tmp_path / f"free{k}.txt").read_text().split()) for k in range(4)]
+    assert all(len(workers) == 1 for workers in by_module)  # a module stays in one process
 
 
 def test_make_test_ends_and_fails_when_a_worker_crashes(tmp_path: Path) -> None:

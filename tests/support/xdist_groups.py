@@ -8,8 +8,9 @@ up the workers and names it to each (``shared_dir``); other hooks keep cross-wor
 Grouping: pytest-xdist's own ``xdist_group`` does nothing with pytest 9.2 (it renames the test
 ids, which pytest 9.2 no longer reads: pytest-xdist issue 1386), so each worker writes the ids of
 the tests of each group to the shared folder at collection, and with ``--dist loadgroup`` the
-controller schedules by scope with those groups as scopes — every other test its own scope, as
-``loadgroup`` does.
+controller schedules by scope with those groups as scopes — every other test goes with its module,
+as ``loadfile`` does, so a module's tests run in one process in their order, as they do without
+workers (module-scoped fixtures stay warm; a test that leans on an earlier one still sees it).
 
 (PYTEST_DONT_REWRITE: tests/conftest.py imports ``shared_dir`` before pytest loads this as a plugin.)
 """
@@ -90,6 +91,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                 shared = shared_dir(config)
                 path = shared / _GROUPS_FILE if shared is not None else None
                 self.groups = json.loads(path.read_text()) if path and path.exists() else {}
-            return self.groups.get(nodeid, nodeid)
+            return self.groups.get(nodeid) or nodeid.split("::", 1)[0]
 
     return OneWorkerGroups(config, log)
