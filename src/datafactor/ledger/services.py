@@ -604,14 +604,8 @@ def find_by_leaf_hash(session: Session, digest: bytes) -> StoredEntry:
     10^7): the price of appends that write only the current block's index pages.
     """
     size = tree_size(session)
-    row = (
-        session.execute(
-            _FIND_BY_LEAF_HASH,
-            {"last": (size - 1) >> LEAF_BLOCK_BITS, "digest": digest, "size": size},
-        ).first()
-        if size
-        else None
-    )
+    params = {"last": (size - 1) >> LEAF_BLOCK_BITS, "digest": digest, "size": size}
+    row = session.execute(_FIND_BY_LEAF_HASH, params).first() if size else None
     if row is None:
         raise NotFound(N_("No ledger entry has this leaf hash."))
     return StoredEntry(row[0], bytes(row[1]), bytes(row[2]))
