@@ -7,16 +7,32 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export DATAFACTOR_DATABASE_URL ?= sqlite:///var/datafactor.db
-APT_PACKAGES := chromium fonts-wqy-microhei postgresql wrk default-jre-headless mariadb-server-core mariadb-client-core
 
-.PHONY: help install system-deps catalogs migrate demo run serve test lint typecheck bench soak clean
+.PHONY: help install build-deps system-deps catalogs migrate demo run serve test lint typecheck bench soak clean
 
 help:
 	@echo "make run    install, migrate, load the demo province, serve on http://$(HOST):$(PORT)"
 	@echo "make test   lint + the whole test suite on SQLite and PostgreSQL, with browser tests"
 	@echo "make bench  benchmarks -> docs/benchmarks.md      make soak  long crash/soak runs"
 
-$(STAMP): requirements.lock.txt pyproject.toml
+# Installs the Debian packages listed in $$missing when we are root; otherwise says what is missing.
+APT_INSTALL_MISSING = if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing system packages (need root to install):$$missing"; fi; \
+	fi
+
+# The ledger's native hasher (src/datafactor/ledger/_native.c, built by `pip install -e .`) needs a
+# C compiler and OpenSSL's headers; without them the install still succeeds and `ledger verify`
+# runs its Python fallback (slower; tests/ledger/test_batch.py reports the missing build).
+build-deps:
+	@missing=""; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
+	[ -e /usr/include/openssl/sha.h ] || missing="$$missing libssl-dev"; \
+	$(APT_INSTALL_MISSING)
+
+$(STAMP): requirements.lock.txt pyproject.toml src/datafactor/ledger/_native.c | build-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock.txt
@@ -39,12 +55,7 @@ system-deps:
 	command -v java >/dev/null || [ -x "$$JAVA_HOME/bin/java" ] || missing="$$missing default-jre-headless"; \
 	command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing="$$missing mariadb-server-core"; \
 	command -v my_print_defaults >/dev/null || missing="$$missing mariadb-client-core"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing system packages:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "missing system packages (need root to install):$$missing"; fi; \
-	fi
+	$(APT_INSTALL_MISSING)
 
 # Rewrites a .mo only when its content changed, atomically (a server may be reading it).
 catalogs: $(STAMP)
@@ -89,4 +100,4 @@ soak: install system-deps
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis .ruff_cache .mypy_cache .import_linter_cache
-	find src -name '*.mo' -delete
+	find src \( -name '*.mo' -o -name '*.so' \) -delete

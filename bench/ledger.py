@@ -401,6 +401,8 @@ def _cpu_busy(measure: Callable[[], Any]) -> tuple[Any, float]:
 def run(args: argparse.Namespace) -> Section:
     from pgserver import PgServer
 
+    from datafactor.ledger import batch
+
     seconds = max(3.0, min(float(args.duration), 10.0))
     samples = int(args.ledger_samples)
     rows: list[Row] = []
@@ -616,7 +618,12 @@ def run(args: argparse.Namespace) -> Section:
         "row compares each side's best; the rows below it compare matched loads.",
         "Verify re-hashes every entry, rebuilds and compares every stored interior node and "
         "every signed checkpoint root (`datafactor ledger verify`); pymerkle's figure only "
-        "hashes the entries into an in-memory tree, with nothing read back or compared.",
+        "hashes the entries into an in-memory tree, with nothing read back or compared. "
+        + (
+            "Verify hashed with the native batch hasher (`datafactor.ledger._native`, OpenSSL)."
+            if batch.NATIVE
+            else "The native batch hasher was NOT built: verify ran its Python fallback."
+        ),
         "Proofs are timed in-process through the service functions (database reads included, "
         "HTTP excluded); pymerkle's SqliteTree proofs are timed after 50 warm-up proofs fill its "
         "subroot cache (the first proofs on a cold tree take seconds).",

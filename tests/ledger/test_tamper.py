@@ -77,6 +77,44 @@ def test_a_changed_leaf_hash_is_named(db: Database, keys: LogKeyStore, workers: 
     assert report.first_bad_index == 70
 
 
+def test_leaf_hash_bytes_shifted_between_neighbours_are_named(
+    db: Database, keys: LogKeyStore, workers: int
+) -> None:
+    # Verify reads a chunk's stored leaf hashes and entries as one joined value; two leaf hashes
+    # of the wrong length that still concatenate to the right bytes must not pass for a match.
+    _log(db, keys)
+    with db.read() as session:
+        rows = [session.get(LedgerEntry, i) for i in (30, 31)]
+        left, right = (row.leaf_hash for row in rows if row is not None)
+    with db.write() as session:
+        for i, value in ((30, left[:31]), (31, left[31:] + right)):
+            session.execute(update(LedgerEntry).where(LedgerEntry.idx == i).values(leaf_hash=value))
+    report = _verify(db, workers)
+    assert [p.first_index for p in report.problems[:2]] == [30, 31]
+    assert report.first_bad_index == 30
+
+
+def test_entries_holding_the_separator_are_still_checked(
+    db: Database, keys: LogKeyStore, workers: int
+) -> None:
+    # A foreign entry may hold the byte verify joins a chunk's entries with (canonical JSON never
+    # does); such a chunk is read row by row, and a change in it is still named.
+    entries = [b'{"n":%d}' % i + (b"\n" if i % 5 == 2 else b"") for i in range(45)]
+    fill(db, entries, batch=9)
+    with db.write() as session:
+        services.sign_checkpoint(session, keys)
+    report = _verify(db, workers)
+    assert report.ok, report.problems
+    assert report.entries_checked == 45
+    with db.write() as session:
+        session.execute(
+            update(LedgerEntry).where(LedgerEntry.idx == 22).values(entry=b'{"n":22}\n\n')
+        )
+    report = _verify(db, workers)
+    assert report.first_bad_index == 22
+    assert "entry 22 does not match its stored leaf hash" in report.problems[0].message
+
+
 @pytest.mark.parametrize(("level", "index"), [(1, 5), (3, 2), (6, 0)])
 def test_a_changed_interior_node_is_named(
     db: Database, keys: LogKeyStore, workers: int, level: int, index: int

@@ -2,14 +2,16 @@
 
 The log is cut into aligned perfect subtrees (the binary decomposition of its size, the larger
 pieces halved until there is work for every core). Each piece is read in aligned chunks of
-``2**CHUNK_LEVEL`` entries straight from the DB-API cursor (the ORM would cost more than the
-hashing); every entry is re-hashed and compared with its stored leaf hash, every interior node the
-chunk completes is rebuilt and compared with the stored one, and the piece's root — plus the
-piece-local part of the root at every signed checkpoint size inside it — is handed back. Pieces
-are independent, so on a large log they are scanned by forked worker processes, each with its
-own database connection, and only the few nodes that straddle pieces and the final folds are
-done by the parent. The fork-based workers need a POSIX system and a single-threaded caller (the
-CLI); otherwise, and for small logs, everything runs in the calling process.
+``2**CHUNK_LEVEL`` entries straight from the DB-API cursor, each chunk as one joined value and each
+level of its stored nodes as another (a row tuple per entry would cost more than the hashing);
+every entry is re-hashed and compared with its stored leaf hash and every interior node the chunk
+completes is rebuilt and compared with the stored one (each a single call of ``batch``, native
+code when built). The piece's root — plus the piece-local part of the root at every signed
+checkpoint size inside it — is handed back. Pieces are independent, so on a large log they are
+scanned by forked worker processes, each with its own database connection, and only the few nodes
+that straddle pieces and the final folds are done by the parent. The fork-based workers need a
+POSIX system and a single-threaded caller (the CLI); otherwise, and for small logs, everything
+runs in the calling process.
 
 Every disagreement is reported with the range of entries it implicates, and ``first_bad_index``
 names the earliest: an entry whose bytes do not hash to its stored leaf hash is named exactly; a
@@ -27,12 +29,12 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from datafactor.ledger import batch
 from datafactor.ledger.merkle import EMPTY_ROOT, node_hash
 from datafactor.ledger.models import LedgerCheckpoint, LedgerEntry
 from datafactor.ledger.note import Checkpoint, Verifier, open_note, parse_note
@@ -134,20 +136,6 @@ class _Problems:
             self.sink.append(VerifyProblem(first, last, message))
 
 
-def _levels(hashes: list[bytes]) -> list[list[bytes]]:
-    """Every complete perfect subtree of an aligned run of leaf hashes, level by level."""
-    levels = [hashes]
-    current = hashes
-    sha = hashlib.sha256
-    while len(current) > 1:
-        current = [
-            sha(b"\x01" + a + b).digest()
-            for a, b in zip(current[0::2], current[1::2], strict=False)
-        ]
-        levels.append(current)
-    return levels
-
-
 def _fold_onto(prefix: Sequence[bytes], local: bytes) -> bytes:
     result = local
     for piece in reversed(prefix):
@@ -203,6 +191,23 @@ def _split_for(pieces: list[tuple[int, int]], workers: int) -> list[list[tuple[i
     return groups
 
 
+# One row per chunk of entries: each stored leaf hash followed by its entry, the records joined by
+# a byte canonical JSON never holds (a control character must be escaped), and the row count. One
+# large value instead of a row tuple per entry, parsed and hashed in one call (batch.py). A chunk
+# that does not come out clean — an entry that holds the separator (only a foreign or tampered
+# one can), a stored hash that is not its entry's or not 32 bytes — is read again row by row,
+# which names each bad entry.
+_SEP = 0x0A
+_ENTRY_RUN_SQL = {
+    # SQLite: ``idx`` is the rowid, so the range scan visits the rows in index order. CAST: a
+    # BLOB result comes back as bytes without a text round trip.
+    "?": "SELECT CAST(group_concat(leaf_hash || entry, X'0A') AS BLOB), count(*) "
+    "FROM ledger_entry WHERE idx >= ? AND idx < ?",
+    "%s": "SELECT string_agg(leaf_hash || entry, '\\x0a'::bytea ORDER BY idx), count(*) "
+    "FROM ledger_entry WHERE idx >= %s AND idx < %s",
+}
+
+
 def _scan_piece(
     cursor: Any,
     ph: str,
@@ -218,35 +223,24 @@ def _scan_piece(
     wanted = [s for s in sizes if offset < s <= end]
     next_size = 0
     stack: list[tuple[int, bytes]] = []
-    sha = hashlib.sha256
-    second = itemgetter(1)
     chunk = min(CHUNK, 1 << level)
     position = offset
     while position < end:
         stop = position + chunk
-        cursor.execute(
-            "SELECT entry, leaf_hash FROM ledger_entry "  # noqa: S608 - fixed SQL
-            f"WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
-            (position, stop),
-        )
-        rows = cursor.fetchall()
-        if len(rows) != stop - position:
+        cursor.execute(_ENTRY_RUN_SQL[ph], (position, stop))
+        joined, count = cursor.fetchone()
+        if count != stop - position:
             cursor.execute(
                 f"SELECT idx FROM ledger_entry WHERE idx >= {ph} AND idx < {ph}",  # noqa: S608
                 (position, stop),
             )
             present = {r[0] for r in cursor.fetchall()}
-            missing = next(i for i in range(position, stop) if i not in present)
-            piece.missing_at = missing
+            piece.missing_at = next(i for i in range(position, stop) if i not in present)
             return piece
-        hashes = [sha(b"\x00" + e).digest() for e, _ in rows]
-        stored = list(map(second, rows))
-        if hashes != stored:
-            for k, (a, b) in enumerate(zip(hashes, stored, strict=True)):
-                if a != bytes(b):
-                    i = position + k
-                    problems.add(i, i, f"entry {i} does not match its stored leaf hash")
-        levels = _levels(hashes)
+        hashes = batch.checked_leaf_hashes(bytes(joined), _SEP, count)
+        if hashes is None:
+            hashes = _check_leaf_rows(cursor, ph, position, stop, problems)
+        levels = batch.subtree_levels(hashes)
         _check_chunk_nodes(cursor, ph, position, levels, problems)
         while next_size < len(wanted) and wanted[next_size] <= stop:
             s = wanted[next_size]
@@ -255,10 +249,10 @@ def _scan_piece(
             rest, at = s - position, 0
             for lvl in range(rest.bit_length() - 1, -1, -1):
                 if rest >> lvl & 1:
-                    pieces.append(levels[lvl][at >> lvl])
+                    pieces.append(batch.digest_at(levels[lvl], at >> lvl))
                     at += 1 << lvl
             piece.local_roots[s] = _fold_onto(pieces[:-1], pieces[-1])
-        _push_checked(cursor, ph, stack, len(levels) - 1, levels[-1][0], position, problems)
+        _push_checked(cursor, ph, stack, len(levels) - 1, levels[-1], position, problems)
         piece.checked += stop - position
         if progress is not None:
             progress(stop - position)
@@ -267,6 +261,26 @@ def _scan_piece(
     assert stack[0][0] == level
     piece.root = stack[0][1]
     return piece
+
+
+def _check_leaf_rows(cursor: Any, ph: str, start: int, stop: int, problems: _Problems) -> bytes:
+    """Name each entry in ``[start, stop)`` whose stored leaf hash is not its entry's hash.
+
+    Returns the leaf hashes of the entries, concatenated.
+    """
+    cursor.execute(
+        "SELECT idx, entry, leaf_hash FROM ledger_entry "  # noqa: S608 - fixed SQL
+        f"WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
+        (start, stop),
+    )
+    sha = hashlib.sha256
+    digests = []
+    for i, entry, stored in cursor.fetchall():
+        digest = sha(b"\x00" + bytes(entry)).digest()
+        if bytes(stored) != digest:
+            problems.add(i, i, f"entry {i} does not match its stored leaf hash")
+        digests.append(digest)
+    return b"".join(digests)
 
 
 # One row per (level, range) of stored nodes: the hashes concatenated in index order, their count
@@ -286,35 +300,26 @@ _NODE_RUN_SQL = {
 
 
 def _check_chunk_nodes(
-    cursor: Any, ph: str, start: int, levels: list[list[bytes]], problems: _Problems
+    cursor: Any, ph: str, start: int, levels: list[bytes], problems: _Problems
 ) -> None:
     """Compare the stored interior nodes inside one aligned chunk with the rebuilt ones."""
-    run_sql = _NODE_RUN_SQL.get(ph)
     for level in range(1, len(levels)):
         rebuilt = levels[level]
         first = start >> level
-        if run_sql is not None:
-            cursor.execute(run_sql, (level, first, first + len(rebuilt)))
-            joined, count, longest = cursor.fetchone()
-            if count == len(rebuilt) and longest == 32 and bytes(joined) == b"".join(rebuilt):
-                continue
-        else:
-            cursor.execute(
-                "SELECT hash FROM ledger_node "  # noqa: S608 - fixed SQL
-                f"WHERE level = {ph} AND idx >= {ph} AND idx < {ph} ORDER BY idx",
-                (level, first, first + len(rebuilt)),
-            )
-            if [bytes(r[0]) for r in cursor.fetchall()] == rebuilt:
-                continue
+        nodes = len(rebuilt) // 32
+        cursor.execute(_NODE_RUN_SQL[ph], (level, first, first + nodes))
+        joined, count, longest = cursor.fetchone()
+        if count == nodes and longest == 32 and bytes(joined) == rebuilt:
+            continue
         cursor.execute(
             "SELECT idx, hash FROM ledger_node "  # noqa: S608 - fixed SQL
             f"WHERE level = {ph} AND idx >= {ph} AND idx < {ph}",
-            (level, first, first + len(rebuilt)),
+            (level, first, first + nodes),
         )
         by_index = {r[0]: bytes(r[1]) for r in cursor.fetchall()}
-        for k, digest in enumerate(rebuilt):
+        for k in range(nodes):
             found = by_index.get(first + k)
-            if found != digest:
+            if found != batch.digest_at(rebuilt, k):
                 _node_problem(problems, level, first + k, found is None)
 
 
