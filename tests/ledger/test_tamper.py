@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import pytest
 from ledger_support import fill, make_entries
-from sqlalchemy import delete, update
+from sqlalchemy import delete, text, update
 
 from datafactor.db import Database
 from datafactor.ledger import fsck, services
 from datafactor.ledger.fsck import verify_log
 from datafactor.ledger.keys import LogKeyStore
+from datafactor.ledger.merkle import leaf_hash
 from datafactor.ledger.models import LedgerEntry, LedgerHead, LedgerNode
 
 
@@ -92,6 +93,70 @@ def test_leaf_hash_bytes_shifted_between_neighbours_are_named(
     report = _verify(db, workers)
     assert [p.first_index for p in report.problems[:2]] == [30, 31]
     assert report.first_bad_index == 30
+
+
+def _set_entry(db: Database, index: int, **values: bytes) -> None:
+    with db.write() as session:
+        session.execute(update(LedgerEntry).where(LedgerEntry.idx == index).values(**values))
+
+
+@pytest.mark.parametrize("cut", [5, 36, 0], ids=["hash-5-bytes", "hash-36-bytes", "hash-empty"])
+def test_the_hash_entry_boundary_moved_inside_a_row_is_named(
+    db: Database, keys: LogKeyStore, workers: int, cut: int
+) -> None:
+    # leaf_hash || entry is unchanged, but the store now serves other bytes as entry 31.
+    _log(db, keys)
+    entry = make_entries(77)[31]
+    record = leaf_hash(entry) + entry
+    _set_entry(db, 31, leaf_hash=record[:cut], entry=record[cut:])
+    report = _verify(db, workers)
+    assert report.first_bad_index == 31
+    assert "entry 31 does not match its stored leaf hash" in report.problems[0].message
+
+
+def test_a_row_boundary_moved_onto_a_newline_inside_a_hash_is_named(
+    db: Database, keys: LogKeyStore, workers: int
+) -> None:
+    # Every stored leaf hash is still 32 bytes and the chunk's bytes joined by newlines are
+    # unchanged: the newline between rows b-1 and b moved into entry b-1, and a newline byte inside
+    # H_b became the boundary. Verify must not read the chunk as the original rows.
+    _log(db, keys)
+    entries = make_entries(77)
+    hashes = [leaf_hash(e) for e in entries]
+    b, j = next(
+        (b, h.index(b"\n"))
+        for b, h in enumerate(hashes)
+        if b % 8 and b"\n" in h and h.index(b"\n") < len(entries[b])
+    )
+    rest = hashes[b][j + 1 :] + entries[b]
+    _set_entry(db, b - 1, entry=entries[b - 1] + b"\n" + hashes[b][:j])
+    _set_entry(db, b, leaf_hash=rest[:32], entry=rest[32:])
+    report = _verify(db, workers)
+    assert report.first_bad_index == b - 1
+    assert {p.first_index for p in report.problems} >= {b - 1, b}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("table", "column", "where", "named"),
+    [
+        ("ledger_entry", "entry", "idx = 31", "entry 31 is stored as text, not as bytes"),
+        ("ledger_entry", "leaf_hash", "idx = 31", "the leaf hash of entry 31 is stored as text"),
+        ("ledger_node", "hash", "level = 1 AND idx = 15", "stored node (level 1, index 15)"),
+        ("ledger_node", "hash", "level = 6 AND idx = 0", "stored node (level 6, index 0)"),
+    ],
+)
+def test_a_value_stored_as_text_is_named(
+    db: Database, keys: LogKeyStore, workers: int, table: str, column: str, where: str, named: str
+) -> None:
+    # SQLite keeps a TEXT value in a BLOB column (a hex literal without X'', a careless repair):
+    # the bytes are right, but the application reads back a str and cannot serve the row.
+    _log(db, keys)
+    with db.write() as session:
+        session.execute(text(f"UPDATE {table} SET {column} = CAST({column} AS TEXT) WHERE {where}"))
+    report = _verify(db, workers)
+    assert not report.ok
+    assert any(named in p.message and "stored as text" in p.message for p in report.problems)
 
 
 def test_entries_holding_the_separator_are_still_checked(

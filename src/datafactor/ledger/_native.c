@@ -37,13 +37,13 @@ static void node_hash(const unsigned char *left_right, unsigned char *out)
     SHA256_Final(out, &ctx);
 }
 
-PyDoc_STRVAR(checked_leaf_hashes_doc,
-"checked_leaf_hashes(data, sep, count) -> bytes | None\n\n"
-"`data` is `count` records joined by the byte `sep`, each a stored 32-byte leaf hash followed by\n"
-"its entry. Returns the leaf hashes SHA-256(0x00 || entry), concatenated, if every record parses\n"
-"(the last holds no `sep`) and every entry hashes to its stored hash; otherwise None.");
+PyDoc_STRVAR(leaf_hashes_joined_doc,
+"leaf_hashes_joined(data, sep, count) -> bytes | None\n\n"
+"The leaf hashes SHA-256(0x00 || entry), concatenated, of the entries in `data` joined by the\n"
+"byte `sep`; None unless `data` splits into exactly `count` entries (then no entry held `sep`,\n"
+"and the split is the only one).");
 
-static PyObject *checked_leaf_hashes(PyObject *module, PyObject *args)
+static PyObject *leaf_hashes_joined(PyObject *module, PyObject *args)
 {
     Py_buffer data;
     int sep;
@@ -55,6 +55,10 @@ static PyObject *checked_leaf_hashes(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "sep must be a byte and count positive");
         return NULL;
     }
+    if (count - 1 > data.len) { /* fewer bytes than separators: cannot split into count */
+        PyBuffer_Release(&data);
+        Py_RETURN_NONE;
+    }
     PyObject *out = PyBytes_FromStringAndSize(NULL, count * DIGEST);
     if (out == NULL) {
         PyBuffer_Release(&data);
@@ -62,32 +66,23 @@ static PyObject *checked_leaf_hashes(PyObject *module, PyObject *args)
     }
     unsigned char *digests = (unsigned char *)PyBytes_AS_STRING(out);
     const unsigned char *at = data.buf, *end = at + data.len;
-    int ok = 1;
+    Py_ssize_t found = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < count; k++) {
-        if (end - at < DIGEST) {
-            ok = 0;
+    for (;;) {
+        const unsigned char *cut = memchr(at, sep, (size_t)(end - at));
+        if (found == count) { /* more pieces than entries: some entry holds the separator */
+            found = -1;
             break;
         }
-        const unsigned char *entry = at + DIGEST;
-        const unsigned char *cut = memchr(entry, sep, (size_t)(end - entry));
-        if (k == count - 1 ? cut != NULL : cut == NULL) {
-            ok = 0;
-            break;
-        }
+        leaf_hash(at, (size_t)((cut != NULL ? cut : end) - at), digests + DIGEST * found);
+        found++;
         if (cut == NULL)
-            cut = end;
-        unsigned char *digest = digests + DIGEST * k;
-        leaf_hash(entry, (size_t)(cut - entry), digest);
-        if (memcmp(digest, at, DIGEST) != 0) {
-            ok = 0;
             break;
-        }
         at = cut + 1;
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&data);
-    if (!ok) {
+    if (found != count) {
         Py_DECREF(out);
         Py_RETURN_NONE;
     }
@@ -142,7 +137,7 @@ fail:
 }
 
 static PyMethodDef methods[] = {
-    {"checked_leaf_hashes", checked_leaf_hashes, METH_VARARGS, checked_leaf_hashes_doc},
+    {"leaf_hashes_joined", leaf_hashes_joined, METH_VARARGS, leaf_hashes_joined_doc},
     {"subtree_levels", subtree_levels, METH_O, subtree_levels_doc},
     {NULL, NULL, 0, NULL},
 };

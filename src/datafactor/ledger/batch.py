@@ -17,33 +17,19 @@ except ImportError:  # pragma: no cover - the build installs it; see the module 
 NATIVE = _native is not None
 
 
-def py_checked_leaf_hashes(data: bytes, sep: int, count: int) -> bytes | None:
-    """The leaf hashes of ``count`` records (stored hash, then entry) joined by byte ``sep``.
+def py_leaf_hashes_joined(data: bytes, sep: int, count: int) -> bytes | None:
+    """The concatenated leaf hashes of the ``count`` entries in ``data`` joined by byte ``sep``.
 
-    Each record is a stored 32-byte leaf hash followed by its entry. The concatenated leaf hashes
-    SHA-256(0x00 || entry) when every record parses (the last holds no ``sep``) and every entry
-    hashes to its stored hash; ``None`` otherwise (the caller then reads the rows one by one).
+    ``None`` unless ``data`` splits into exactly ``count`` pieces — then no entry held ``sep`` and
+    the split is the only one; otherwise the caller reads the entries one by one.
     """
     if not 0 <= sep <= 255 or count < 1:
         raise ValueError("sep must be a byte and count positive")
-    separator = bytes((sep,))
+    entries = data.split(bytes((sep,)))
+    if len(entries) != count:
+        return None
     sha = hashlib.sha256
-    digests = []
-    at = 0
-    for k in range(count):
-        if len(data) - at < 32:
-            return None
-        cut = data.find(separator, at + 32)
-        if (cut != -1) if k == count - 1 else (cut == -1):
-            return None
-        if cut == -1:
-            cut = len(data)
-        digest = sha(b"\x00" + data[at + 32 : cut]).digest()
-        if digest != data[at : at + 32]:
-            return None
-        digests.append(digest)
-        at = cut + 1
-    return b"".join(digests)
+    return b"".join([sha(b"\x00" + e).digest() for e in entries])
 
 
 def py_subtree_levels(hashes: bytes) -> list[bytes]:
@@ -60,7 +46,7 @@ def py_subtree_levels(hashes: bytes) -> list[bytes]:
     return levels
 
 
-checked_leaf_hashes = _native.checked_leaf_hashes if NATIVE else py_checked_leaf_hashes
+leaf_hashes_joined = _native.leaf_hashes_joined if NATIVE else py_leaf_hashes_joined
 subtree_levels = _native.subtree_levels if NATIVE else py_subtree_levels
 
 

@@ -191,21 +191,75 @@ def _split_for(pieces: list[tuple[int, int]], workers: int) -> list[list[tuple[i
     return groups
 
 
-# One row per chunk of entries: each stored leaf hash followed by its entry, the records joined by
-# a byte canonical JSON never holds (a control character must be escaped), and the row count. One
-# large value instead of a row tuple per entry, parsed and hashed in one call (batch.py). A chunk
-# that does not come out clean — an entry that holds the separator (only a foreign or tampered
-# one can), a stored hash that is not its entry's or not 32 bytes — is read again row by row,
-# which names each bad entry.
+# How verify reads the store. A chunk costs two rows instead of a row tuple per entry: its entries
+# joined by a byte canonical JSON never holds (a control character must be escaped) with their
+# count, and its stored leaf hashes concatenated with the longest one's length. The entries split
+# into exactly ``count`` pieces only if none holds the separator, and leaf hashes of at most 32
+# bytes that concatenate to ``32 * count`` bytes are each exactly 32: so a chunk that splits and
+# matches is, row for row, what was logged. A level of a chunk's stored nodes is one row the same
+# way. Anything else is read again row by row, which names each bad entry or node (an entry that
+# holds the separator — only a foreign one can — is then fine).
+#
+# SQLite keeps any value in any column: a hash written as TEXT (a hex literal without X'', a
+# careless repair) has the right bytes for ``||`` and group_concat but reads back as ``str``, which
+# the application cannot serve. So the aggregates also return the widest storage class (``blob``
+# sorts first: the maximum is ``blob`` only if every value is one) and the row-by-row reads cast
+# to BLOB and name the class. ``idx`` is the rowid and ``ledger_node`` is WITHOUT ROWID clustered
+# on (level, idx), so a range scan feeds group_concat in index order (an ORDER BY subquery would
+# double the cost); CAST makes the aggregate come back as bytes, without a text round trip.
 _SEP = 0x0A
-_ENTRY_RUN_SQL = {
-    # SQLite: ``idx`` is the rowid, so the range scan visits the rows in index order. CAST: a
-    # BLOB result comes back as bytes without a text round trip.
-    "?": "SELECT CAST(group_concat(leaf_hash || entry, X'0A') AS BLOB), count(*) "
-    "FROM ledger_entry WHERE idx >= ? AND idx < ?",
-    "%s": "SELECT string_agg(leaf_hash || entry, '\\x0a'::bytea ORDER BY idx), count(*) "
-    "FROM ledger_entry WHERE idx >= %s AND idx < %s",
+_DIALECT = {
+    "?": {
+        "joined": "CAST(group_concat({0}, {1}) AS BLOB)",
+        "bytes": "CAST({0} AS BLOB), typeof({0})",
+        "class": "max(typeof({0}))",
+        "newline": "X'0A'",
+        "empty": "''",
+    },
+    "%s": {
+        "joined": "string_agg({0}, {1} ORDER BY idx)",
+        "bytes": "{0}, 'blob'",
+        "class": "'blob'",
+        "newline": "'\\x0a'::bytea",
+        "empty": "''::bytea",
+    },
 }
+
+
+@dataclass(frozen=True)
+class _Sql:
+    """The statements verify runs, in one dialect; ``ph`` is its parameter placeholder."""
+
+    entries: str  # a chunk's entries joined by _SEP, their count, their widest storage class
+    leaf_hashes: str  # its stored leaf hashes concatenated, the longest length, the widest class
+    entry_rows: str  # row by row: idx, entry, its class, leaf hash, its class
+    present: str  # the indexes stored in a range
+    nodes: str  # a level's nodes in a range concatenated, count, longest length, widest class
+    node_rows: str  # row by row: idx, hash, its class
+    node: str  # one node: hash, its class
+
+    @classmethod
+    def of(cls, ph: str) -> _Sql:
+        """Built from the fixed fragments above: no value is ever formatted into the SQL."""
+        d = _DIALECT[ph]
+        entries = f"FROM ledger_entry WHERE idx >= {ph} AND idx < {ph}"
+        nodes = f"FROM ledger_node WHERE level = {ph} AND idx >= {ph} AND idx < {ph}"
+        joined, as_bytes, widest = d["joined"].format, d["bytes"].format, d["class"].format
+        return cls(
+            entries=f"SELECT {joined('entry', d['newline'])}, count(*), {widest('entry')} {entries}",
+            leaf_hashes=f"SELECT {joined('leaf_hash', d['empty'])}, max(length(leaf_hash)), "
+            f"{widest('leaf_hash')} {entries}",
+            entry_rows=f"SELECT idx, {as_bytes('entry')}, {as_bytes('leaf_hash')} {entries} "
+            "ORDER BY idx",
+            present=f"SELECT idx {entries}",
+            nodes=f"SELECT {joined('hash', d['empty'])}, count(*), max(length(hash)), "
+            f"{widest('hash')} {nodes}",
+            node_rows=f"SELECT idx, {as_bytes('hash')} {nodes}",
+            node=f"SELECT {as_bytes('hash')} FROM ledger_node WHERE level = {ph} AND idx = {ph}",  # noqa: S608
+        )
+
+
+_SQL = {ph: _Sql.of(ph) for ph in _DIALECT}
 
 
 def _scan_piece(
@@ -227,18 +281,20 @@ def _scan_piece(
     position = offset
     while position < end:
         stop = position + chunk
-        cursor.execute(_ENTRY_RUN_SQL[ph], (position, stop))
-        joined, count = cursor.fetchone()
+        sql = _SQL[ph]
+        cursor.execute(sql.entries, (position, stop))
+        joined, count, entry_class = cursor.fetchone()
         if count != stop - position:
-            cursor.execute(
-                f"SELECT idx FROM ledger_entry WHERE idx >= {ph} AND idx < {ph}",  # noqa: S608
-                (position, stop),
-            )
+            cursor.execute(sql.present, (position, stop))
             present = {r[0] for r in cursor.fetchall()}
             piece.missing_at = next(i for i in range(position, stop) if i not in present)
             return piece
-        hashes = batch.checked_leaf_hashes(bytes(joined), _SEP, count)
-        if hashes is None:
+        cursor.execute(sql.leaf_hashes, (position, stop))
+        stored, longest, hash_class = cursor.fetchone()
+        hashes = None
+        if entry_class == hash_class == "blob" and longest == 32:
+            hashes = batch.leaf_hashes_joined(bytes(joined), _SEP, count)
+        if hashes is None or bytes(stored) != hashes:
             hashes = _check_leaf_rows(cursor, ph, position, stop, problems)
         levels = batch.subtree_levels(hashes)
         _check_chunk_nodes(cursor, ph, position, levels, problems)
@@ -266,67 +322,61 @@ def _scan_piece(
 def _check_leaf_rows(cursor: Any, ph: str, start: int, stop: int, problems: _Problems) -> bytes:
     """Name each entry in ``[start, stop)`` whose stored leaf hash is not its entry's hash.
 
-    Returns the leaf hashes of the entries, concatenated.
+    Also names a value stored as another type than bytes (SQLite keeps whatever it is given; the
+    application cannot read it back). Returns the entries' leaf hashes, concatenated.
     """
-    cursor.execute(
-        "SELECT idx, entry, leaf_hash FROM ledger_entry "  # noqa: S608 - fixed SQL
-        f"WHERE idx >= {ph} AND idx < {ph} ORDER BY idx",
-        (start, stop),
-    )
+    cursor.execute(_SQL[ph].entry_rows, (start, stop))
     sha = hashlib.sha256
     digests = []
-    for i, entry, stored in cursor.fetchall():
-        digest = sha(b"\x00" + bytes(entry)).digest()
-        if bytes(stored) != digest:
+    for i, entry, entry_class, stored, hash_class in cursor.fetchall():
+        digest = sha(b"\x00" + bytes(entry or b"")).digest()
+        if entry_class != "blob":
+            problems.add(i, i, f"entry {i} is stored as {entry_class}, not as bytes")
+        if hash_class != "blob":
+            problems.add(
+                i, i, f"the leaf hash of entry {i} is stored as {hash_class}, not as bytes"
+            )
+        elif bytes(stored) != digest:
             problems.add(i, i, f"entry {i} does not match its stored leaf hash")
         digests.append(digest)
     return b"".join(digests)
-
-
-# One row per (level, range) of stored nodes: the hashes concatenated in index order, their count
-# and the longest length, so a whole level of a chunk is compared as one bytes object instead of
-# thousands of row tuples. Equal concatenations prove every node equal only when there are as many
-# rows as nodes and none is longer than 32 bytes (the total being 32 per node, each is exactly 32
-# bytes and in its place); anything else goes through the row-by-row comparison, which names each
-# bad node.
-_NODE_RUN_SQL = {
-    # SQLite: ``ledger_node`` is a WITHOUT ROWID table clustered on (level, idx), so the range
-    # scan visits the rows in index order (an ORDER BY subquery would double the cost).
-    "?": "SELECT CAST(group_concat(hash, '') AS BLOB), count(*), max(length(hash)) "
-    "FROM ledger_node WHERE level = ? AND idx >= ? AND idx < ?",
-    "%s": "SELECT string_agg(hash, ''::bytea ORDER BY idx), count(*), max(length(hash)) "
-    "FROM ledger_node WHERE level = %s AND idx >= %s AND idx < %s",
-}
 
 
 def _check_chunk_nodes(
     cursor: Any, ph: str, start: int, levels: list[bytes], problems: _Problems
 ) -> None:
     """Compare the stored interior nodes inside one aligned chunk with the rebuilt ones."""
+    sql = _SQL[ph]
     for level in range(1, len(levels)):
         rebuilt = levels[level]
         first = start >> level
         nodes = len(rebuilt) // 32
-        cursor.execute(_NODE_RUN_SQL[ph], (level, first, first + nodes))
-        joined, count, longest = cursor.fetchone()
-        if count == nodes and longest == 32 and bytes(joined) == rebuilt:
+        cursor.execute(sql.nodes, (level, first, first + nodes))
+        joined, count, longest, node_class = cursor.fetchone()
+        if count == nodes and longest == 32 and node_class == "blob" and bytes(joined) == rebuilt:
             continue
-        cursor.execute(
-            "SELECT idx, hash FROM ledger_node "  # noqa: S608 - fixed SQL
-            f"WHERE level = {ph} AND idx >= {ph} AND idx < {ph}",
-            (level, first, first + nodes),
-        )
-        by_index = {r[0]: bytes(r[1]) for r in cursor.fetchall()}
+        cursor.execute(sql.node_rows, (level, first, first + nodes))
+        by_index = {r[0]: (bytes(r[1] or b""), r[2]) for r in cursor.fetchall()}
         for k in range(nodes):
-            found = by_index.get(first + k)
-            if found != batch.digest_at(rebuilt, k):
-                _node_problem(problems, level, first + k, found is None)
+            _check_node(
+                problems, level, first + k, by_index.get(first + k), batch.digest_at(rebuilt, k)
+            )
 
 
-def _node_problem(problems: _Problems, level: int, index: int, missing: bool) -> None:
+def _check_node(
+    problems: _Problems, level: int, index: int, found: tuple[bytes, str] | None, digest: bytes
+) -> None:
+    """Name a stored node (its hash and storage class, or None) that is not ``digest``."""
+    if found is None:
+        what = "is missing"
+    elif found[1] != "blob":
+        what = f"is stored as {found[1]}, not as bytes"
+    elif found[0] != digest:
+        what = "does not match the entries"
+    else:
+        return
     lo = index << level
     hi = lo + (1 << level) - 1
-    what = "is missing" if missing else "does not match the entries"
     problems.add(
         lo, hi, f"stored node (level {level}, index {index}) over entries {lo}..{hi} {what}"
     )
@@ -347,13 +397,11 @@ def _push_checked(
         digest = node_hash(left, digest)
         level += 1
         index = first_leaf >> level
-        cursor.execute(
-            f"SELECT hash FROM ledger_node WHERE level = {ph} AND idx = {ph}",  # noqa: S608
-            (level, index),
-        )
+        cursor.execute(_SQL[ph].node, (level, index))
         row = cursor.fetchone()
-        if row is None or bytes(row[0]) != digest:
-            _node_problem(problems, level, index, row is None)
+        _check_node(
+            problems, level, index, None if row is None else (bytes(row[0] or b""), row[1]), digest
+        )
     stack.append((level, digest))
 
 
