@@ -23,13 +23,14 @@ APT_INSTALL_MISSING = if [ -n "$$missing" ]; then \
 	  else echo "missing system packages (need root to install):$$missing"; fi; \
 	fi
 
-# The ledger's native hasher (src/datafactor/ledger/_native.c, built by `pip install -e .`) needs a
-# C compiler and OpenSSL's headers; without them the install still succeeds and `ledger verify`
-# runs its Python fallback (slower; tests/ledger/test_batch.py reports the missing build).
+# The ledger's native verify code (src/datafactor/ledger/_native.c, built by `pip install -e .`)
+# needs a C compiler and OpenSSL's and SQLite's headers; without them the install still succeeds
+# and `ledger verify` runs its Python fallback (slower; tests/ledger/test_batch.py reports it).
 build-deps:
 	@missing=""; \
 	command -v gcc >/dev/null || missing="$$missing gcc"; \
 	[ -e /usr/include/openssl/sha.h ] || missing="$$missing libssl-dev"; \
+	[ -e /usr/include/sqlite3.h ] || missing="$$missing libsqlite3-dev"; \
 	$(APT_INSTALL_MISSING)
 
 $(STAMP): requirements.lock.txt pyproject.toml src/datafactor/ledger/_native.c | build-deps

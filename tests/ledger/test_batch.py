@@ -7,12 +7,18 @@ split into exactly its entries, so that verify re-reads it row by row.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ledger_support import fill, make_entries
+from sqlalchemy import text
 
+from datafactor.db import Database
 from datafactor.ledger import batch
 from datafactor.ledger.merkle import leaf_hash, node_hash
 
@@ -92,3 +98,75 @@ def test_bad_arguments_are_refused(impl: str) -> None:
         joined(b"", SEP, 0)
     with pytest.raises(ValueError, match="sep must be a byte"):
         joined(b"", 256, 1)
+
+
+# ------------------------------------------------------------------- the native SQLite reader
+
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def _reader(db: Database) -> Any:
+    assert batch.SqliteReader is not None, "datafactor.ledger._native is not built"
+    return batch.SqliteReader(db.engine.url.database or "")
+
+
+def _tamper(db: Database, sql: str) -> None:
+    with db.write() as session:
+        session.execute(text(sql))
+
+
+@sqlite_only
+def test_the_reader_vouches_for_a_clean_range_only(db: Database) -> None:
+    entries = make_entries(40)
+    fill(db, entries)
+    reader = _reader(db)
+    digests = [leaf_hash(e) for e in entries]
+    assert reader.leaf_hashes(0, 40) == b"".join(digests)
+    assert reader.leaf_hashes(8, 16) == b"".join(digests[8:16])
+    assert reader.leaf_hashes(32, 41) is None  # entry 40 does not exist
+    level1 = [node_hash(a, b) for a, b in zip(digests[0::2], digests[1::2], strict=True)]
+    assert reader.nodes(1, 0, 20) == b"".join(level1)
+    assert reader.nodes(1, 0, 21) is None
+    for damage in [
+        "UPDATE ledger_entry SET entry = CAST('{}' AS BLOB) WHERE idx = 9",
+        "UPDATE ledger_entry SET leaf_hash = substr(leaf_hash, 1, 31) WHERE idx = 9",
+        "UPDATE ledger_entry SET leaf_hash = CAST(leaf_hash AS TEXT) WHERE idx = 9",
+        "UPDATE ledger_entry SET entry = CAST(entry AS TEXT) WHERE idx = 9",
+        "DELETE FROM ledger_entry WHERE idx = 9",
+    ]:
+        _tamper(db, damage)  # committed: the reader's own connection sees it
+        assert reader.leaf_hashes(8, 16) is None, damage
+        assert reader.leaf_hashes(16, 24) == b"".join(digests[16:24]), damage
+        _restore(db, entries, 9)
+    _tamper(db, "UPDATE ledger_node SET hash = CAST(hash AS TEXT) WHERE level = 1 AND idx = 3")
+    assert reader.nodes(1, 0, 20) is None
+    assert reader.nodes(1, 4, 20) == b"".join(level1[4:])
+    reader.close()
+
+
+def _restore(db: Database, entries: list[bytes], index: int) -> None:
+    with db.write() as session:
+        session.execute(text("DELETE FROM ledger_entry WHERE idx = :i"), {"i": index})
+        session.execute(
+            text("INSERT INTO ledger_entry (idx, entry, leaf_hash) VALUES (:i, :e, :h)"),
+            {"i": index, "e": entries[index], "h": leaf_hash(entries[index])},
+        )
+
+
+@sqlite_only
+def test_the_reader_refuses_bad_arguments_and_bad_files(db: Database, tmp_path: Path) -> None:
+    fill(db, make_entries(4))
+    reader = _reader(db)
+    with pytest.raises(ValueError, match="start < stop"):
+        reader.leaf_hashes(3, 3)
+    with pytest.raises(ValueError, match="first < stop"):
+        reader.nodes(1, -1, 2)
+    reader.close()
+    with pytest.raises(ValueError, match="closed"):
+        reader.leaf_hashes(0, 4)
+    with pytest.raises(RuntimeError, match="cannot open the ledger database"):
+        batch.SqliteReader(str(tmp_path / "missing.db"))
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    with pytest.raises(RuntimeError, match="cannot read the ledger tables"):
+        batch.SqliteReader(str(empty))

@@ -19,8 +19,12 @@ from datafactor.ledger.merkle import leaf_hash
 from datafactor.ledger.models import LedgerEntry, LedgerHead, LedgerNode
 
 
-@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
+@pytest.fixture(params=[1, 2, 0], ids=["one-process", "two-workers", "one-process-sql"])
 def workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    if request.param == 0:
+        # On SQLite, clean chunks are read by the native reader; read everything through SQL too.
+        monkeypatch.setattr(fsck, "_open_reader", lambda session: None)
+        return 1
     if request.param > 1:
         # Exercise the forked workers on a small log (normally only above PARALLEL_MIN).
         monkeypatch.setattr(fsck, "PARALLEL_MIN", 0)
@@ -262,3 +266,21 @@ def test_a_consistent_rewrite_is_bracketed_by_the_checkpoints(
     assert report.first_bad_index == 40  # the checkpoint of size 40 still matches
     assert "checkpoint" in report.problems[0].message
     assert "40..76" in report.problems[0].message
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sqlite_chunks_are_read_by_the_native_reader(
+    db: Database, keys: LogKeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fast path on SQLite (see _native.c); without it verify still works, through SQL.
+    _log(db, keys)
+    opened: list[object] = []
+    real = fsck._open_reader
+
+    def spy(session: object) -> object:
+        opened.append(real(session))  # type: ignore[arg-type]
+        return opened[-1]
+
+    monkeypatch.setattr(fsck, "_open_reader", spy)
+    assert _verify(db, 1).ok
+    assert opened and opened[0] is not None

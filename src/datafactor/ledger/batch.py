@@ -48,6 +48,8 @@ def py_subtree_levels(hashes: bytes) -> list[bytes]:
 
 leaf_hashes_joined = _native.leaf_hashes_joined if NATIVE else py_leaf_hashes_joined
 subtree_levels = _native.subtree_levels if NATIVE else py_subtree_levels
+# Reads a SQLite ledger's chunks through its own connection (fsck.py); no Python equivalent.
+SqliteReader = _native.SqliteReader if NATIVE else None
 
 
 def digest_at(level: bytes, index: int) -> bytes:
