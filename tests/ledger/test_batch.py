@@ -7,6 +7,7 @@ split into exactly its entries, so that verify re-reads it row by row.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,18 @@ both = pytest.mark.parametrize("impl", ["python", "native"])
 entries = st.lists(
     st.binary(max_size=80).map(lambda e: e.replace(b"\n", b"")), min_size=1, max_size=40
 )
+
+
+def test_the_native_reader_shares_sqlite_with_the_sqlite3_module() -> None:
+    # Otherwise closing the reader's connection could drop the session's locks (two SQLite copies
+    # in one process), and verify reads everything through SQL instead.
+    import _hashlib
+    import _sqlite3
+
+    assert batch._native is not None
+    assert batch._native.same_sqlite(_sqlite3.__file__)
+    assert not batch._native.same_sqlite(_hashlib.__file__)
+    assert batch.same_sqlite()
 
 
 def test_the_native_module_is_built() -> None:
@@ -161,6 +174,16 @@ def test_the_reader_refuses_bad_arguments_and_bad_files(db: Database, tmp_path: 
         reader.leaf_hashes(3, 3)
     with pytest.raises(ValueError, match="first < stop"):
         reader.nodes(1, -1, 2)
+    with pytest.raises(RuntimeError, match="already open"):
+        reader.__init__(db.engine.url.database or "")  # type: ignore[misc]
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: a connection does not survive a fork
+        try:
+            reader.leaf_hashes(0, 4)
+            os._exit(1)
+        except RuntimeError as exc:
+            os._exit(0 if "another process" in str(exc) else 2)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     reader.close()
     with pytest.raises(ValueError, match="closed"):
         reader.leaf_hashes(0, 4)

@@ -7,12 +7,15 @@ that the fsck reports it at the right index, in one process and with forked work
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 from ledger_support import fill, make_entries
 from sqlalchemy import delete, text, update
 
 from datafactor.db import Database
-from datafactor.ledger import fsck, services
+from datafactor.ledger import batch, fsck, services
 from datafactor.ledger.fsck import verify_log
 from datafactor.ledger.keys import LogKeyStore
 from datafactor.ledger.merkle import leaf_hash
@@ -284,3 +287,72 @@ def test_sqlite_chunks_are_read_by_the_native_reader(
     monkeypatch.setattr(fsck, "_open_reader", spy)
     assert _verify(db, 1).ok
     assert opened and opened[0] is not None
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL's BIGINT rounds it
+def test_a_node_with_a_fractional_index_is_named(
+    db: Database, keys: LogKeyStore, workers: int
+) -> None:
+    # SQLite keeps 3.5 in a BIGINT column: it sorts and ranges like index 3, but no proof finds it.
+    _log(db, keys)
+    with db.write() as session:
+        session.execute(
+            update(LedgerNode).where(LedgerNode.level == 1, LedgerNode.idx == 3).values(idx=3.5)
+        )
+    report = _verify(db, workers)
+    assert report.first_bad_index == 6
+    assert (
+        "stored node (level 1, index 3) over entries 6..7 is missing" in report.problems[0].message
+    )
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_verify_reads_the_file_the_session_has_open_whatever_the_working_directory(
+    db: Database,
+    keys: LogKeyStore,
+    workers: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A relative URL is resolved when the engine is made; a clean copy of the database under the
+    # same name in the current working directory must not be what verify (or a worker) reads.
+    _log(db, keys)
+    path = Path(db.engine.url.database or "")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with sqlite3.connect(path) as source, sqlite3.connect(elsewhere / path.name) as copy:
+        source.backup(copy)
+    _set_entry(db, 33, entry=b'{"n":33,"p":"x"}')
+    monkeypatch.chdir(path.parent)
+    relative = Database(f"sqlite:///{path.name}")
+    try:
+        monkeypatch.chdir(elsewhere)
+        report = _verify(relative, workers)
+    finally:
+        relative.dispose()
+    assert report.first_bad_index == 33
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_failing_native_reader_hands_over_to_sql(
+    db: Database, keys: LogKeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Say the database is locked for the reader's own connection: verify goes on through SQL.
+    class Locked:
+        def __init__(self, path: str) -> None:
+            pass
+
+        def leaf_hashes(self, start: int, stop: int) -> bytes | None:
+            raise RuntimeError("cannot read the ledger: database is locked")
+
+        nodes = leaf_hashes
+
+        def close(self) -> None:
+            pass
+
+    _log(db, keys)
+    _set_entry(db, 33, entry=b'{"n":33,"p":"x"}')
+    monkeypatch.setattr(batch, "SqliteReader", Locked)
+    report = _verify(db, 1)
+    assert report.entries_checked == 77
+    assert report.first_bad_index == 33

@@ -15,11 +15,14 @@
  * node 32 bytes) or None; fsck.py then reads the range through SQL and names what is wrong.
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE /* dlopen's RTLD_NOLOAD */
 #define OPENSSL_API_COMPAT 10101 /* the low-level SHA-256 calls are deprecated in 3.0, not gone */
 #include <Python.h>
 #include <openssl/sha.h>
+#include <dlfcn.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DIGEST 32
 
@@ -152,6 +155,7 @@ typedef struct {
     sqlite3_stmt *entries; /* idx, entry, leaf_hash of [?1, ?2) in index order */
     sqlite3_stmt *nodes;   /* idx, hash of level ?1, [?2, ?3) in index order */
     int busy;              /* a call is running with the GIL released */
+    pid_t pid;             /* the process that opened it: a connection does not survive fork */
 } Reader;
 
 static int reader_fail(Reader *self, const char *what)
@@ -176,7 +180,12 @@ static int reader_init(Reader *self, PyObject *args, PyObject *kwds)
     PyObject *path_obj;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&", keywords, PyUnicode_FSConverter, &path_obj))
         return -1;
-    reader_close_db(self);
+    if (self->db != NULL) {
+        Py_DECREF(path_obj);
+        PyErr_SetString(PyExc_RuntimeError, "the reader is already open");
+        return -1;
+    }
+    self->pid = getpid();
     int rc = sqlite3_open_v2(PyBytes_AS_STRING(path_obj), &self->db,
                              SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     Py_DECREF(path_obj);
@@ -213,6 +222,10 @@ static int reader_claim(Reader *self)
         PyErr_SetString(PyExc_RuntimeError, "the reader is in use by another thread");
         return -1;
     }
+    if (self->pid != getpid()) {
+        PyErr_SetString(PyExc_RuntimeError, "the reader was opened by another process");
+        return -1;
+    }
     self->busy = 1;
     return 0;
 }
@@ -227,7 +240,8 @@ static int step_rows(sqlite3_stmt *stmt, int is_entries, sqlite3_int64 first, Py
     Py_ssize_t k = 0;
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (k == n || sqlite3_column_int64(stmt, 0) != first + k)
+        if (k == n || sqlite3_column_type(stmt, 0) != SQLITE_INTEGER ||
+            sqlite3_column_int64(stmt, 0) != first + k)
             return 0;
         if (sqlite3_column_type(stmt, 1) != SQLITE_BLOB)
             return 0;
@@ -354,9 +368,32 @@ static PyTypeObject ReaderType = {
 
 /* ------------------------------------------------------------------------------------ module */
 
+PyDoc_STRVAR(same_sqlite_doc,
+"same_sqlite(module_path) -> bool\n\n"
+"Whether the extension module at `module_path` (the sqlite3 module's _sqlite3) uses the very\n"
+"SQLite library this module links. Two copies of SQLite in one process do not share their\n"
+"POSIX lock bookkeeping: closing one copy's connection would drop the other's locks on the file.");
+
+static PyObject *same_sqlite(PyObject *module, PyObject *arg)
+{
+    PyObject *path_obj;
+    if (!PyUnicode_FSConverter(arg, &path_obj))
+        return NULL;
+    void *handle = dlopen(PyBytes_AS_STRING(path_obj), RTLD_LAZY | RTLD_NOLOAD);
+    Py_DECREF(path_obj);
+    int same = 0;
+    if (handle != NULL) {
+        void *theirs = dlsym(handle, "sqlite3_open_v2");
+        same = theirs != NULL && theirs == (void *)&sqlite3_open_v2;
+        dlclose(handle);
+    }
+    return PyBool_FromLong(same);
+}
+
 static PyMethodDef methods[] = {
     {"leaf_hashes_joined", leaf_hashes_joined, METH_VARARGS, leaf_hashes_joined_doc},
     {"subtree_levels", subtree_levels, METH_O, subtree_levels_doc},
+    {"same_sqlite", same_sqlite, METH_O, same_sqlite_doc},
     {NULL, NULL, 0, NULL},
 };
 

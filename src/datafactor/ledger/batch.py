@@ -7,6 +7,7 @@ below, which are also the reference the tests hold the native ones to. ``NATIVE`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 try:
@@ -50,6 +51,14 @@ leaf_hashes_joined = _native.leaf_hashes_joined if NATIVE else py_leaf_hashes_jo
 subtree_levels = _native.subtree_levels if NATIVE else py_subtree_levels
 # Reads a SQLite ledger's chunks through its own connection (fsck.py); no Python equivalent.
 SqliteReader = _native.SqliteReader if NATIVE else None
+
+
+@functools.cache
+def same_sqlite() -> bool:
+    """Whether the native module and the ``sqlite3`` module use one and the same SQLite library."""
+    import _sqlite3
+
+    return _native is not None and _native.same_sqlite(_sqlite3.__file__)
 
 
 def digest_at(level: bytes, index: int) -> bytes:

@@ -151,19 +151,67 @@ def _raw_cursor(session: Session) -> tuple[Any, str]:
     return dbapi.cursor(), placeholder
 
 
-def _open_reader(session: Session) -> Any:
-    """A native reader of the session's SQLite file (see ``_native.c``), or None.
+def _sqlite_file(session: Session) -> str | None:
+    """The absolute path of the file the session's SQLite connection has open, else None.
 
-    None on PostgreSQL, for an in-memory or URI-named SQLite database, and when the native module
-    is not built: verify then reads every chunk through SQL.
+    Not the URL's path: SQLAlchemy resolved a relative one when the engine was made, and the
+    working directory may have changed since.
     """
-    url = session.get_bind().engine.url
-    path = url.database
-    if batch.SqliteReader is None or url.get_backend_name() != "sqlite":
+    if session.get_bind().dialect.name != "sqlite":
         return None
-    if not path or path == ":memory:" or path.startswith("file:") or url.query:
+    rows = session.connection().exec_driver_sql("PRAGMA database_list").all()
+    return next((str(row[2]) for row in rows if row[1] == "main" and row[2]), None)
+
+
+class _Reader:
+    """The native ``SqliteReader`` (see ``_native.c``); after any error it is dropped and every
+    later chunk is read through SQL (``None`` from either method means "read it through SQL")."""
+
+    def __init__(self, native: Any) -> None:
+        self.native = native
+
+    def leaf_hashes(self, start: int, stop: int) -> bytes | None:
+        return self._call("leaf_hashes", start, stop)
+
+    def nodes(self, level: int, first: int, stop: int) -> bytes | None:
+        return self._call("nodes", level, first, stop)
+
+    def _call(self, method: str, *args: int) -> bytes | None:
+        if self.native is None:
+            return None
+        try:
+            result: bytes | None = getattr(self.native, method)(*args)
+        except RuntimeError:  # say, "database is locked": the SQL path reads it all the same
+            self.close()
+            return None
+        return result
+
+    def close(self) -> None:
+        if self.native is not None:
+            self.native.close()
+            self.native = None
+
+
+def _open_reader(session: Session) -> _Reader | None:
+    """A native reader of the session's SQLite file, or None: verify then reads through SQL.
+
+    Only for a file database in WAL mode (a reader never waits for a writer there; in rollback
+    mode a pending commit would lock a second connection out), and only when the native module
+    links the same SQLite library as the ``sqlite3`` module: a second copy of SQLite in the
+    process would drop the session's file locks when its own connection closes.
+    """
+    if batch.SqliteReader is None or not batch.same_sqlite():
         return None
-    return batch.SqliteReader(path)
+    path = _sqlite_file(session)
+    if path is None:
+        return None
+    mode = session.connection().exec_driver_sql("PRAGMA journal_mode").scalar()
+    if str(mode).lower() != "wal":
+        return None
+    try:
+        return _Reader(batch.SqliteReader(path))
+    except RuntimeError:
+        return None
 
 
 def _decompose(size: int) -> list[tuple[int, int]]:
@@ -219,7 +267,9 @@ def _split_for(pieces: list[tuple[int, int]], workers: int) -> list[list[tuple[i
 # careless repair) has the right bytes for ``||`` and group_concat but reads back as ``str``, which
 # the application cannot serve. So the aggregates also return the widest storage class (``blob``
 # sorts first: the maximum is ``blob`` only if every value is one) and the row-by-row reads cast
-# to BLOB and name the class. ``idx`` is the rowid and ``ledger_node`` is WITHOUT ROWID clustered
+# to BLOB and name the class. A node's ``idx`` must be an INTEGER too (ledger_entry's is the rowid):
+# 3.5 sorts and ranges like an index but no proof finds it — the node's class is then "index".
+# ``idx`` is the rowid and ``ledger_node`` is WITHOUT ROWID clustered
 # on (level, idx), so a range scan feeds group_concat in index order (an ORDER BY subquery would
 # double the cost); CAST makes the aggregate come back as bytes, without a text round trip.
 _SEP = 0x0A
@@ -228,6 +278,8 @@ _DIALECT = {
         "joined": "CAST(group_concat({0}, {1}) AS BLOB)",
         "bytes": "CAST({0} AS BLOB), typeof({0})",
         "class": "max(typeof({0}))",
+        "node_class": "CASE WHEN min(typeof(idx)) = 'integer' AND max(typeof(idx)) = 'integer' "
+        "THEN max(typeof(hash)) ELSE 'index' END",
         "newline": "X'0A'",
         "empty": "''",
     },
@@ -235,6 +287,7 @@ _DIALECT = {
         "joined": "string_agg({0}, {1} ORDER BY idx)",
         "bytes": "{0}, 'blob'",
         "class": "'blob'",
+        "node_class": "'blob'",
         "newline": "'\\x0a'::bytea",
         "empty": "''::bytea",
     },
@@ -268,7 +321,7 @@ class _Sql:
             "ORDER BY idx",
             present=f"SELECT idx {entries}",
             nodes=f"SELECT {joined('hash', d['empty'])}, count(*), max(length(hash)), "
-            f"{widest('hash')} {nodes}",
+            f"{d['node_class']} {nodes}",
             node_rows=f"SELECT idx, {as_bytes('hash')} {nodes}",
             node=f"SELECT {as_bytes('hash')} FROM ledger_node WHERE level = {ph} AND idx = {ph}",  # noqa: S608
         )
@@ -284,7 +337,7 @@ def _scan_piece(
     level: int,
     sizes: Sequence[int],
     progress: Callable[[int], None] | None = None,
-    reader: Any = None,
+    reader: _Reader | None = None,
 ) -> _Piece:
     """Re-hash the perfect subtree at ``offset`` of ``2**level`` leaves; see the module doc.
 
@@ -375,7 +428,12 @@ def _check_leaf_rows(cursor: Any, ph: str, start: int, stop: int, problems: _Pro
 
 
 def _check_chunk_nodes(
-    cursor: Any, ph: str, start: int, levels: list[bytes], problems: _Problems, reader: Any = None
+    cursor: Any,
+    ph: str,
+    start: int,
+    levels: list[bytes],
+    problems: _Problems,
+    reader: _Reader | None = None,
 ) -> None:
     """Compare the stored interior nodes inside one aligned chunk with the rebuilt ones."""
     sql = _SQL[ph]
@@ -503,7 +561,8 @@ def verify_log(
     entry); every stored interior node equals the one rebuilt from the entries; the latest
     checkpoint's signature verifies under a log key; every stored checkpoint's signed root equals
     the rebuilt root at its size; the log holds every entry a checkpoint covers. ``workers``
-    defaults to the number of CPUs for large logs (see the module doc).
+    defaults to the number of CPUs for large logs (see the module doc). It checks the committed
+    store (workers and the SQLite reader use connections of their own): give it a read session.
     """
     report = VerifyReport()
     size = tree_size(session)
@@ -562,8 +621,11 @@ def _rebuild(
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count > 1 and target >= PARALLEL_MIN and _can_fork():
         groups = _split_for(pieces, count)
-        url = session.get_bind().engine.url.render_as_string(hide_password=False)
-        scanned = _scan_in_children(url, groups, sizes)
+        url = session.get_bind().engine.url
+        path = _sqlite_file(session)
+        if path is not None:  # the file the session has open, whatever the working directory
+            url = url.set(database=path)
+        scanned = _scan_in_children(url.render_as_string(hide_password=False), groups, sizes)
         report.workers = len(groups)
     else:
         cursor, ph = _raw_cursor(session)
