@@ -211,7 +211,7 @@ static void reader_dealloc(Reader *self)
 }
 
 /* Claims the reader for one call (the GIL is released while it steps); -1 with an exception if
-   it is closed or another thread is using it. */
+   it is closed, another thread is using it, or this is not the process that opened it. */
 static int reader_claim(Reader *self)
 {
     if (self->db == NULL) {
