@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC
 
 import pytest
 from aio import run_async
 from factories import Actor
+from pgserver import PgServer, find_bindir
 from sqlalchemy import bindparam, select, text
 
 from datafactor.db import Database
@@ -143,3 +145,20 @@ def test_a_watched_counter_follows_commits_and_survives_losing_its_connection(
     first, notified, fallback, recovered = run_async(scenario)
     assert first is not None and notified is not None and notified > first
     assert fallback == recovered  # read from the table while the watch reconnected
+
+
+@pytest.mark.postgresql
+def test_a_postgresql_server_that_cannot_start_says_why_and_leaves_no_folder() -> None:
+    # The port is taken: pg_ctl fails; the error carries the server's own words, and the
+    # throwaway cluster's folder (data files, socket) is removed rather than left in /tmp.
+    if find_bindir() is None:
+        pytest.skip("PostgreSQL server binaries not available")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = PgServer()
+        server.port = int(taken.getsockname()[1])
+        with pytest.raises(RuntimeError, match="PostgreSQL did not start") as failed:
+            server.start()
+    assert "could not bind" in str(failed.value)  # from the server log
+    assert not server.base.exists()

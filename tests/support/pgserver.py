@@ -59,6 +59,22 @@ class PgServer:
         subprocess.run(cmd, check=True, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def start(self) -> PgServer:
+        """Create the cluster and start the server; on failure remove its folder and raise
+        ``RuntimeError`` with the failing command's message and the server log's tail."""
+        try:
+            self._start()
+        except subprocess.CalledProcessError as exc:
+            log = self.base / "server.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            self.stop()
+            stderr = (exc.stderr or b"").decode(errors="replace").strip()
+            raise RuntimeError(f"PostgreSQL did not start: {stderr}\n{tail}".strip()) from exc
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         if self._as_postgres:
             shutil.chown(self.base, "postgres", "postgres")
             os.chmod(self.base, 0o700)
@@ -98,7 +114,6 @@ class PgServer:
             "60",
             "start",
         )
-        return self
 
     def describe(self) -> dict[str, str | int]:
         """What another process needs to ``attach`` to this running server."""
