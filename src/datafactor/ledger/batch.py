@@ -8,7 +8,8 @@ below, which are also the reference the tests hold the native ones to. ``NATIVE`
 from __future__ import annotations
 
 import functools
-import hashlib
+
+from datafactor.ledger.merkle import leaf_hash, node_hash
 
 try:
     from datafactor.ledger import _native
@@ -29,8 +30,7 @@ def py_leaf_hashes_joined(data: bytes, sep: int, count: int) -> bytes | None:
     entries = data.split(bytes((sep,)))
     if len(entries) != count:
         return None
-    sha = hashlib.sha256
-    return b"".join([sha(b"\x00" + e).digest() for e in entries])
+    return b"".join([leaf_hash(e) for e in entries])
 
 
 def py_subtree_levels(hashes: bytes) -> list[bytes]:
@@ -38,10 +38,12 @@ def py_subtree_levels(hashes: bytes) -> list[bytes]:
     if not hashes or len(hashes) % 32:
         raise ValueError("hashes must be a positive multiple of 32 bytes")
     levels = [hashes]
-    sha = hashlib.sha256
     while len(hashes) > 32:
         hashes = b"".join(
-            [sha(b"\x01" + hashes[i : i + 64]).digest() for i in range(0, len(hashes) - 32, 64)]
+            [
+                node_hash(hashes[i : i + 32], hashes[i + 32 : i + 64])
+                for i in range(0, len(hashes) - 32, 64)
+            ]
         )
         levels.append(hashes)
     return levels

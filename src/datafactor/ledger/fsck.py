@@ -23,7 +23,6 @@ still matches and the first that does not; a truncated log names the first missi
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import threading
@@ -35,7 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from datafactor.ledger import batch
-from datafactor.ledger.merkle import EMPTY_ROOT, node_hash
+from datafactor.ledger.merkle import EMPTY_ROOT, leaf_hash, node_hash
 from datafactor.ledger.models import LedgerCheckpoint, LedgerEntry
 from datafactor.ledger.note import Checkpoint, Verifier, open_note, parse_note
 from datafactor.ledger.services import log_verifiers, tree_size
@@ -269,9 +268,9 @@ def _split_for(pieces: list[tuple[int, int]], workers: int) -> list[list[tuple[i
 # sorts first: the maximum is ``blob`` only if every value is one) and the row-by-row reads cast
 # to BLOB and name the class. A node's ``idx`` must be an INTEGER too (ledger_entry's is the rowid):
 # 3.5 sorts and ranges like an index but no proof finds it — the node's class is then "index".
-# ``idx`` is the rowid and ``ledger_node`` is WITHOUT ROWID clustered
-# on (level, idx), so a range scan feeds group_concat in index order (an ORDER BY subquery would
-# double the cost); CAST makes the aggregate come back as bytes, without a text round trip.
+# ledger_entry's rowid and ledger_node's WITHOUT ROWID clustering on (level, idx) make a range scan
+# feed group_concat in index order (an ORDER BY subquery would double the cost); CAST makes the
+# aggregate come back as bytes, without a text round trip.
 _SEP = 0x0A
 _DIALECT = {
     "?": {
@@ -411,10 +410,9 @@ def _check_leaf_rows(cursor: Any, ph: str, start: int, stop: int, problems: _Pro
     application cannot read it back). Returns the entries' leaf hashes, concatenated.
     """
     cursor.execute(_SQL[ph].entry_rows, (start, stop))
-    sha = hashlib.sha256
     digests = []
     for i, entry, entry_class, stored, hash_class in cursor.fetchall():
-        digest = sha(b"\x00" + bytes(entry or b"")).digest()
+        digest = leaf_hash(bytes(entry or b""))
         if entry_class != "blob":
             problems.add(i, i, f"entry {i} is stored as {entry_class}, not as bytes")
         if hash_class != "blob":
